@@ -1,0 +1,253 @@
+"""Build the pinned toolchain from its Go modules into a project-local folder.
+
+Runs with the system Python and no third-party package (it is the first thing
+`make setup` runs). For each module in ``toolchain/tools.toml`` it builds the
+listed binaries into ``.tools/bin`` unless a stamp shows nothing changed, so a
+second run costs seconds and a changed pin rebuilds only its own module.
+Exit codes: 0 success, 1 a build failed, 2 a precondition (Go, network) failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLCHAIN = ROOT / "toolchain"
+TOOLS = ROOT / ".tools"
+BIN = TOOLS / "bin"
+LOGS = TOOLS / "logs"
+STAMPS = TOOLS / "stamps"
+
+# The upstream modules declare `go 1.26.0`; an older Go would try to
+# download a newer toolchain, which this site cannot do.
+MIN_GO = (1, 26)
+# A cold build of the largest module (the Kubernetes provider) takes about
+# half an hour on two cores; anything far beyond that is a hang.
+BUILD_TIMEOUT_S = 60 * 60
+# Matches the errors Go prints when it cannot reach the module proxy.
+NETWORK_ERROR = re.compile(
+    r"dial tcp|no such host|connection refused|i/o timeout|TLS handshake timeout|"
+    r"proxyconnect|network is unreachable",
+)
+
+
+@dataclass(frozen=True)
+class Binary:
+    """One program built from a module."""
+
+    name: str
+    """File name in .tools/bin."""
+    package: str
+    """Go package path (or "." for the module's own main package)."""
+    version_args: tuple[str, ...]
+    """Arguments that make the program print its version."""
+
+
+@dataclass(frozen=True)
+class Module:
+    """One Go module under toolchain/go, pinned by its go.mod and go.sum."""
+
+    name: str
+    """Folder name under toolchain/go."""
+    version: str
+    """Upstream version the binaries must report."""
+    binaries: tuple[Binary, ...]
+    """Programs built from this module."""
+    ldflags: str
+    """Extra linker flags (version stamping)."""
+    generate: tuple[str, ...]
+    """Command run in the module folder before building (embedded files)."""
+    plugin: dict[str, str] | None
+    """Pulumi plugin to register from the first binary: kind, name, version."""
+
+    @property
+    def path(self) -> Path:
+        return TOOLCHAIN / "go" / self.name
+
+
+def load_modules(path: Path = TOOLCHAIN / "tools.toml") -> list[Module]:
+    """Read the pinned module list; raise ValueError naming a bad entry."""
+    data = tomllib.loads(path.read_text())
+    modules = []
+    for name, entry in data.get("module", {}).items():
+        try:
+            binaries = tuple(
+                Binary(b["name"], b["package"], tuple(b.get("version_args", ["--version"])))
+                for b in entry["binaries"]
+            )
+            modules.append(
+                Module(
+                    name=name,
+                    version=entry["version"],
+                    binaries=binaries,
+                    ldflags=entry.get("ldflags", ""),
+                    generate=tuple(entry.get("generate", [])),
+                    plugin=entry.get("plugin"),
+                )
+            )
+        except KeyError as missing:
+            raise ValueError(f"{path}: [module.{name}] lacks key {missing}") from None
+        if not (TOOLCHAIN / "go" / name / "go.mod").is_file():
+            raise ValueError(f"{path}: [module.{name}] has no toolchain/go/{name}/go.mod")
+    return modules
+
+
+def go_version() -> tuple[int, int]:
+    """Return the Go version on PATH; exit 2 with a fix when it is unusable."""
+    go = shutil.which("go")
+    if go is None:
+        sys.exit("setup: Go is not on PATH. Install Go >= 1.26 (Debian: golang-1.26 or go.dev/dl) and rerun `make setup`.")
+    out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, timeout=60).stdout.strip()
+    match = re.match(r"go(\d+)\.(\d+)", out)
+    if not match:
+        sys.exit(f"setup: cannot read the Go version from `go env GOVERSION` (got {out!r}).")
+    version = (int(match[1]), int(match[2]))
+    if version < MIN_GO:
+        sys.exit(f"setup: Go {out} is too old; the pinned modules need Go >= {MIN_GO[0]}.{MIN_GO[1]}. Upgrade Go and rerun `make setup`.")
+    return version
+
+
+def stamp_of(module: Module, go: tuple[int, int]) -> str:
+    """Digest of everything that decides the module's binaries."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([module.version, module.ldflags, module.generate, module.plugin, go, [b.__dict__ for b in module.binaries]], default=list).encode())
+    for file in sorted(module.path.iterdir()):
+        if file.is_file() and (file.suffix in {".mod", ".sum", ".go", ".sh"}):
+            digest.update(file.name.encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()
+
+
+def reuse_installed_pulumi(module: Module) -> bool:
+    """Link a `pulumi` of the pinned version already on PATH instead of building it."""
+    ours = BIN / "pulumi"
+    path_dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if Path(d).resolve() != BIN.resolve()]
+    found = shutil.which("pulumi", path=os.pathsep.join(path_dirs))
+    if not found:
+        return False
+    try:
+        out = subprocess.run([found, "version"], capture_output=True, text=True, timeout=60).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    if out != module.version:
+        return False
+    BIN.mkdir(parents=True, exist_ok=True)
+    if ours.is_symlink() or ours.exists():
+        ours.unlink()
+    ours.symlink_to(found)
+    # The pulumi distribution ships its language hosts beside the CLI.
+    for sibling in Path(found).parent.glob("pulumi-language-python*"):
+        target = BIN / sibling.name
+        if not target.exists():
+            target.symlink_to(sibling)
+    print(f"setup: using the installed {found} ({out}); not building the Pulumi CLI")
+    return True
+
+
+def build(module: Module, go: tuple[int, int], force: bool) -> bool:
+    """Build one module if its stamp changed; return True when it was built."""
+    stamp_file = STAMPS / f"{module.name}.sha256"
+    stamp = stamp_of(module, go)
+    have_all = all((BIN / b.name).exists() for b in module.binaries)
+    if not force and have_all and stamp_file.is_file() and stamp_file.read_text() == stamp:
+        return False
+    if module.name == "pulumi" and not force and reuse_installed_pulumi(module):
+        stamp_file.write_text(stamp)
+        return False
+    log = LOGS / f"{module.name}.log"
+    env = {
+        **os.environ,
+        # go.sum is the pin: refuse to add or change a checksum while building.
+        "GOFLAGS": "-mod=readonly -buildvcs=false",
+        "GOTOOLCHAIN": "local",
+    }
+    started = time.monotonic()
+    print(f"setup: building {module.name} {module.version} -> {', '.join(b.name for b in module.binaries)} (log: {log.relative_to(ROOT)})", flush=True)
+    with log.open("w") as out:
+        for step in module.generate:
+            run_logged(["bash", "-c", step], module, log, out, env)
+        packages = [b.package for b in module.binaries]
+        ldflags = f"-s -w {module.ldflags}".strip()
+        cmd = ["go", "build", "-trimpath", "-ldflags", ldflags, "-o", f"{BIN}/", *packages]
+        out.write("$ " + " ".join(cmd) + "\n")
+        out.flush()
+        run_logged(cmd, module, log, out, env)
+    for b in module.binaries:
+        if b.package == ".":
+            built = BIN / module.path.name
+            if built != BIN / b.name:
+                built.rename(BIN / b.name)
+    if module.plugin:
+        register_plugin(module, log)
+    stamp_file.write_text(stamp)
+    print(f"setup: built {module.name} in {time.monotonic() - started:.0f}s", flush=True)
+    return True
+
+
+def run_logged(cmd: list[str], module: Module, log: Path, out, env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    """Run a build step with its output in the module's log; exit naming the failure."""
+    try:
+        result = subprocess.run(cmd, cwd=module.path, stdout=out, stderr=subprocess.STDOUT, env=env, timeout=BUILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        sys.exit(f"setup: building {module.name} did not finish within {BUILD_TIMEOUT_S}s; see {log}")
+    if result.returncode != 0:
+        out.flush()
+        text = log.read_text()
+        tail = "\n".join(text.splitlines()[-15:])
+        if NETWORK_ERROR.search(text):
+            print(f"setup: cannot reach the Go module proxy ({os.environ.get('GOPROXY') or 'default'}) to fetch {module.name}'s modules.\n"
+                  f"Check the network or GOPROXY, then rerun `make setup`. Log: {log}\n{tail}", file=sys.stderr)
+            sys.exit(2)
+        print(f"setup: building {module.name} {module.version} failed (exit {result.returncode}). Log: {log}\n{tail}", file=sys.stderr)
+        sys.exit(1)
+
+
+def register_plugin(module: Module, log: Path) -> None:
+    """Install a provider binary into the project's plugin cache (PULUMI_HOME)."""
+    assert module.plugin is not None
+    binary = BIN / module.binaries[0].name
+    cmd = [str(BIN / "pulumi"), "plugin", "install", module.plugin["kind"], module.plugin["name"], module.plugin["version"], "--file", str(binary), "--reinstall"]
+    with log.open("a") as out:
+        out.write("$ " + " ".join(cmd) + "\n")
+        out.flush()
+        result = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, timeout=300)
+    if result.returncode != 0:
+        sys.exit(f"setup: registering plugin {module.plugin['name']} {module.plugin['version']} failed; log: {log}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help="build only these modules (default: all)")
+    parser.add_argument("--force", action="store_true", help="rebuild even when the stamp matches")
+    args = parser.parse_args(argv)
+    try:
+        modules = load_modules()
+    except ValueError as error:
+        print(f"setup: {error}", file=sys.stderr)
+        return 2
+    unknown = set(args.modules) - {m.name for m in modules}
+    if unknown:
+        print(f"setup: unknown module(s) {sorted(unknown)}; known: {[m.name for m in modules]}", file=sys.stderr)
+        return 2
+    go = go_version()
+    for folder in (BIN, LOGS, STAMPS):
+        folder.mkdir(parents=True, exist_ok=True)
+    # Plugins must register after the CLI exists: build pulumi first.
+    ordered = sorted(modules, key=lambda m: (m.plugin is not None, m.name != "pulumi"))
+    built = [m.name for m in ordered if (not args.modules or m.name in args.modules) and build(m, go, args.force)]
+    print(f"setup: toolchain ready in {BIN.relative_to(ROOT)} ({'built: ' + ', '.join(built) if built else 'nothing to build'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
