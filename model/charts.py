@@ -1,0 +1,166 @@
+"""Charts: digests of the repo's own charts and verification of locked archives.
+
+External charts are declared in ``<charts>/external.yaml`` (name, repository,
+version), fetched by ``make charts-sync`` into ``<charts>/external/`` and
+recorded in ``<charts>/versions.lock``. The program and ``make charts-verify``
+run the same `verify_lock` before anything is applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from model.errors import InputError
+
+DECLARED_FILE = "external.yaml"
+LOCK_FILE = "versions.lock"
+ARCHIVE_DIR = "external"
+SYNC_HINT = "make charts-sync"
+
+
+@dataclass(frozen=True)
+class DeclaredChart:
+    """An external chart as the team declares it."""
+
+    name: str
+    repository: str
+    """HTTP chart repository URL or oci:// reference."""
+    version: str
+
+
+@dataclass(frozen=True)
+class LockEntry:
+    """What `make charts-sync` fetched for one chart."""
+
+    name: str
+    version: str
+    source: str
+    archive: str
+    """Archive path relative to the charts folder."""
+    sha256: str
+    repository_digest: str
+    fetched: str
+
+
+def archive_name(name: str, version: str) -> str:
+    return f"{ARCHIVE_DIR}/{name}-{version}.tgz"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def chart_digest(path: Path) -> str:
+    """sha256 of a chart's content: an archive's bytes, or a directory's files.
+
+    For a directory every file counts by its relative path and bytes, so an
+    edited template changes the digest even when Chart.yaml's version does not.
+    """
+    if path.is_file():
+        return sha256_file(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def chart_version(chart_dir: Path) -> str:
+    """The version in a chart directory's Chart.yaml."""
+    meta = yaml.safe_load((chart_dir / "Chart.yaml").read_text())
+    return str(meta["version"])
+
+
+def load_declared(charts: Path) -> dict[str, DeclaredChart]:
+    path = charts / DECLARED_FILE
+    if not path.is_file():
+        raise InputError(f"{path}: the list of external charts is missing")
+    data = yaml.safe_load(path.read_text()) or {}
+    declared: dict[str, DeclaredChart] = {}
+    for index, raw in enumerate(data.get("charts") or []):
+        if not isinstance(raw, dict) or not all(isinstance(raw.get(k), str) and raw[k] for k in ("name", "repository", "version")):
+            raise InputError(f"{path}: charts[{index}] needs string keys name, repository, version")
+        if raw["name"] in declared:
+            raise InputError(f"{path}: chart {raw['name']!r} is declared twice")
+        declared[raw["name"]] = DeclaredChart(raw["name"], raw["repository"], raw["version"])
+    return declared
+
+
+def load_lock(charts: Path) -> dict[str, LockEntry]:
+    """Read the lock; an absent lock is empty (nothing synced yet)."""
+    path = charts / LOCK_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data: Any = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise InputError(f"{path}: not valid YAML ({error}); regenerate it with `{SYNC_HINT} ARGS=--refresh`") from None
+    entries: dict[str, LockEntry] = {}
+    for index, raw in enumerate(data.get("charts") or []):
+        try:
+            entry = LockEntry(
+                name=raw["name"], version=raw["version"], source=raw["source"], archive=raw["archive"],
+                sha256=raw["sha256"], repository_digest=raw.get("repositoryDigest", ""), fetched=raw.get("fetched", ""),
+            )
+        except (KeyError, TypeError):
+            raise InputError(f"{path}: charts[{index}] lacks name, version, source, archive or sha256; regenerate it with `{SYNC_HINT} ARGS=--refresh`") from None
+        entries[entry.name] = entry
+    return entries
+
+
+def verify_lock(charts: Path, required: set[str] | None = None) -> dict[str, LockEntry]:
+    """Check declaration, lock and archives agree; return the lock.
+
+    required: charts the caller needs present (None: all declared). Every
+    other mismatch is an error whatever is required: an archive nobody
+    locked, a lock entry nobody declared, a version differing from the
+    declaration, a checksum differing from the lock (a tampered archive).
+    """
+    declared = load_declared(charts)
+    lock = load_lock(charts)
+    wanted = set(declared) if required is None else required
+    problems: list[str] = []
+    for name in sorted(wanted - declared.keys()):
+        problems.append(f"chart {name!r} is used by a release but not declared in {charts / DECLARED_FILE}; add it with its repository and version")
+    for name in sorted(lock.keys() - declared.keys()):
+        problems.append(f"{charts / LOCK_FILE}: chart {name!r} is locked but not declared; run `{SYNC_HINT}` to drop it")
+    for name, chart in sorted(declared.items()):
+        entry = lock.get(name)
+        if entry is None:
+            if name in wanted:
+                problems.append(f"chart {name} {chart.version} is declared but not fetched; run `{SYNC_HINT}` where the repository {chart.repository} is reachable (or unpack an offline bundle)")
+            continue
+        if entry.version != chart.version:
+            problems.append(f"chart {name}: {charts / DECLARED_FILE} asks for {chart.version}, the lock holds {entry.version}; run `{SYNC_HINT}`")
+            continue
+        archive = charts / entry.archive
+        if not archive.is_file():
+            if name in wanted:
+                problems.append(f"chart {name} {chart.version}: archive {archive} is missing; run `{SYNC_HINT}` (or unpack the offline bundle)")
+            continue
+        actual = sha256_file(archive)
+        if actual != entry.sha256:
+            problems.append(
+                f"chart {name} {chart.version}: {archive} has sha256 {actual}, the lock expects {entry.sha256}; "
+                f"the archive was altered: restore it with `{SYNC_HINT} ARGS='--refresh {name}'`"
+            )
+    locked_archives = {entry.archive for entry in lock.values()}
+    archive_dir = charts / ARCHIVE_DIR
+    if archive_dir.is_dir():
+        for extra in sorted(archive_dir.iterdir()):
+            if extra.name.startswith("."):
+                continue
+            if f"{ARCHIVE_DIR}/{extra.name}" not in locked_archives:
+                problems.append(f"{extra} is not in {charts / LOCK_FILE}; delete it or declare the chart and run `{SYNC_HINT}`")
+    if problems:
+        raise InputError(*problems)
+    return lock

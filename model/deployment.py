@@ -1,0 +1,175 @@
+"""Resolve a stack into what the components deploy: one pass, every check.
+
+`prepare` is the single pre-flight of the program: it validates the stack
+settings against the catalog, builds the dependency graph, verifies the
+charts and lists missing secrets, and reports all problems together, before
+a single resource is registered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from model import charts as chartlib
+from model.catalog import Catalog, HelmOptions, Hook, Release
+from model.errors import InputError
+from model.graph import Plan, plan
+from model.settings import StackSettings
+from model.values import get_path, layer_values, mask
+
+OWN_CHARTS = Path("charts/own")
+VALUES_DIR = Path("values")
+
+
+@dataclass(frozen=True)
+class ResolvedRelease:
+    """One enabled release with everything the LocalRelease component needs."""
+
+    name: str
+    tier: str
+    namespace: str
+    chart_path: str
+    """Chart directory or archive, relative to the project root."""
+    chart_name: str
+    chart_version: str
+    chart_digest: str
+    """sha256 of the chart content: any template edit changes it."""
+    source: str
+    """'local' (this repo) or the repository the archive was synced from."""
+    values: dict[str, Any]
+    """Resolved values without secrets (they are added as secret Outputs)."""
+    secret_paths: dict[str, str]
+    """Values path -> secret config key."""
+    helm: HelmOptions
+    hooks: tuple[Hook, ...]
+    depends_on: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A stack, resolved."""
+
+    plan: Plan
+    releases: dict[str, ResolvedRelease]
+    """Enabled releases by name, in deploy order."""
+    secret_keys: tuple[str, ...]
+    """Secret config keys the enabled releases read."""
+
+    def masked_values(self, name: str) -> dict[str, Any]:
+        """A release's resolved values with every secret shown as the mask."""
+        release = self.releases[name]
+        return mask(release.values, list(release.secret_paths))
+
+
+def prepare(root: Path, catalog: Catalog, settings: StackSettings, present_secrets: set[str]) -> Deployment:
+    """Resolve and check a stack; raise InputError listing every problem found."""
+    known = catalog.by_name()
+    enabled = {r.name for r in catalog.releases if _enabled(r, settings)}
+    graph = plan(catalog, enabled, set(settings.externals))
+    problems: list[str] = []
+    secret_keys = sorted({key for name in graph.order for key in known[name].secrets.values()})
+    missing = [key for key in secret_keys if key not in present_secrets]
+    if missing:
+        commands = "; ".join(f"pulumi config set --secret {key} --stack {settings.stack}" for key in missing)
+        problems.append(f"stack {settings.stack!r} lacks required secret(s) {missing}: set each with `{commands}` (or `make secret STACK={settings.stack} KEY=<key>`)")
+    charts_root = root / settings.charts_dir
+    external_needed = {known[n].chart.name for n in graph.order if known[n].chart.kind == "external"}
+    lock: dict[str, chartlib.LockEntry] = {}
+    if external_needed:
+        try:
+            lock = chartlib.verify_lock(charts_root, required=external_needed)
+        except InputError as error:
+            problems.extend(error.problems)
+    resolved: dict[str, ResolvedRelease] = {}
+    for name in graph.order:
+        release = known[name]
+        if release.chart.kind == "external" and release.chart.name not in lock:
+            continue  # already reported by verify_lock
+        try:
+            resolved[name] = _resolve(root, release, graph, settings, known, lock)
+        except InputError as error:
+            problems.extend(error.problems)
+    if problems:
+        raise InputError(*problems)
+    return Deployment(plan=graph, releases=resolved, secret_keys=tuple(secret_keys))
+
+
+def product_endpoints(deployment: Deployment, settings: StackSettings) -> dict[str, str]:
+    """URLs of the services people open, for the stack outputs."""
+    host = settings.cluster.get("externalIP")
+    if not host:
+        return {}
+    ports = {"astrago": ("proxy.service.nodePort", 30080), "keycloak": ("service.nodePorts.http", 30001), "harbor": ("expose.nodePort.ports.http.nodePort", 30002)}
+    endpoints = {}
+    for name, (path, default) in ports.items():
+        if name in deployment.releases:
+            port = get_path(deployment.releases[name].values, path) or default
+            endpoints[name] = f"http://{host}:{port}"
+    return endpoints
+
+
+def _enabled(release: Release, settings: StackSettings) -> bool:
+    override = settings.releases.get(release.name)
+    if release.name in settings.externals:
+        return False
+    if override is not None and override.enabled is not None:
+        return override.enabled
+    return release.enabled
+
+
+def _resolve(
+    root: Path, release: Release, graph: Plan, settings: StackSettings,
+    known: dict[str, Release], lock: dict[str, chartlib.LockEntry],
+) -> ResolvedRelease:
+    where = f"release {release.name!r}"
+    if release.chart.kind == "local":
+        chart_dir = OWN_CHARTS / release.chart.name
+        if not (root / chart_dir / "Chart.yaml").is_file():
+            raise InputError(f"{where}: chart folder {chart_dir} has no Chart.yaml; the catalog names local chart {release.chart.name!r}")
+        chart_path, version, source = chart_dir.as_posix(), chartlib.chart_version(root / chart_dir), "local"
+        digest = chartlib.chart_digest(root / chart_dir)
+    else:
+        # verify_lock has checked the archive against this checksum.
+        entry = lock[release.chart.name]
+        chart_path = (Path(settings.charts_dir) / entry.archive).as_posix()
+        version, source, digest = entry.version, entry.source, entry.sha256
+    base = _base_values(root, release.name)
+    platform = settings.platform_settings()
+    setting_values = {path: platform[setting] for path, setting in release.settings.items()}
+    injected: dict[str, Any] = {}
+    for need in release.needs:
+        if not need.inject:
+            continue
+        if need.release in settings.externals:
+            endpoint, origin = settings.externals[need.release], f"Pulumi.{settings.stack}.yaml: astrago-deploy:externals.{need.release}"
+        else:
+            endpoint, origin = known[need.release].endpoint, f"the catalog's endpoint of {need.release!r}"
+        for path, key in need.inject.items():
+            if key not in endpoint:
+                raise InputError(f"{where} needs {need.release}'s {key!r} (for {path}), which {origin} does not give; add `{key}: ...` there")
+            injected[path] = endpoint[key]
+    override = settings.releases.get(release.name)
+    values = layer_values(base, setting_values, injected, override.values if override else {})
+    return ResolvedRelease(
+        name=release.name, tier=release.tier, namespace=release.namespace,
+        chart_path=chart_path, chart_name=release.chart.name, chart_version=version, chart_digest=digest, source=source,
+        values=values, secret_paths=dict(release.secrets), helm=release.helm, hooks=release.hooks,
+        depends_on=graph.depends_on[release.name],
+    )
+
+
+def _base_values(root: Path, name: str) -> dict[str, Any]:
+    path = root / VALUES_DIR / f"{name}.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise InputError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: base values must be a map")
+    return data
