@@ -18,6 +18,8 @@ from model.values import set_path
 class LocalReleaseArgs(TypedDict):
     """Inputs of a LocalRelease; all plain values except the secrets."""
 
+    release_name: str
+    """Helm release name (the catalog's name; the same on every stack)."""
     namespace: str
     """Namespace the release is installed into (created by the Platform)."""
     chart_path: str
@@ -49,6 +51,8 @@ class LocalRelease(pulumi.ComponentResource):
     version: pulumi.Output[str]
     digest: pulumi.Output[str]
     namespace: pulumi.Output[str]
+    waits_for: list[pulumi.Resource]
+    """What the Helm release waits for: its preInstall hooks, tier predecessors, needs, namespace."""
     ready: list[pulumi.Resource]
     """What dependants wait for: the release and its preDelete hooks (so those run before it is removed)."""
 
@@ -59,13 +63,13 @@ class LocalRelease(pulumi.ComponentResource):
         for spec in args["hooks"]:
             if spec.when == "preInstall":
                 before.append(
-                    Hook(f"{name}-{spec.name}", HookArgs(spec=spec, release=name, trigger=args["chart_digest"]),
+                    Hook(f"{name}-{spec.name}", HookArgs(spec=spec, release=args["release_name"], trigger=args["chart_digest"]),
                          opts=pulumi.ResourceOptions(parent=self, depends_on=list(args["after"])))
                 )
         release = helm.Release(
             f"{name}-release",
             helm.ReleaseArgs(
-                name=name,
+                name=args["release_name"],
                 namespace=args["namespace"],
                 chart=args["chart_path"],
                 values=_with_secrets(args["values"], args["secret_values"]),
@@ -82,13 +86,14 @@ class LocalRelease(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=before),
         )
+        self.waits_for = before
         self.ready = [release]
         for spec in args["hooks"]:
             if spec.when == "preDelete":
                 # Created after the release and awaited by its dependants, so on
                 # destroy it is deleted (and waits) after them, before the release.
                 self.ready.append(
-                    Hook(f"{name}-{spec.name}", HookArgs(spec=spec, release=name, trigger=args["chart_digest"]),
+                    Hook(f"{name}-{spec.name}", HookArgs(spec=spec, release=args["release_name"], trigger=args["chart_digest"]),
                          opts=pulumi.ResourceOptions(parent=self, depends_on=[release]))
                 )
         self.status = release.status.apply(lambda s: s.status)

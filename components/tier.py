@@ -42,6 +42,7 @@ class Tier(pulumi.ComponentResource):
             member = LocalRelease(
                 f"{name}-{release.name}",
                 LocalReleaseArgs(
+                    release_name=release.name,
                     namespace=release.namespace,
                     chart_path=release.chart_path,
                     chart_version=release.chart_version,
