@@ -96,8 +96,8 @@ class LocalRelease(pulumi.ComponentResource):
                     Hook(f"{name}-{spec.name}", HookArgs(spec=spec, release=args["release_name"], trigger=args["chart_digest"]),
                          opts=pulumi.ResourceOptions(parent=self, depends_on=[release]))
                 )
-        self.status = release.status.apply(lambda s: s.status)
-        self.revision = release.status.apply(lambda s: s.revision)
+        self.status = release.status.apply(lambda s: s.status or "unknown")
+        self.revision = release.status.apply(lambda s: s.revision or 0)
         self.chart = pulumi.Output.from_input(args["chart_path"])
         self.version = pulumi.Output.from_input(args["chart_version"])
         self.digest = pulumi.Output.from_input(args["chart_digest"])

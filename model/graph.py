@@ -108,4 +108,4 @@ def _find_cycle(waiting: dict[str, set[str]]) -> list[str]:
         seen[node] = len(path)
         path.append(node)
         node = min(d for d in waiting[node] if d in waiting)
-    return path[seen[node]:] + [node]
+    return [*path[seen[node]:], node]

@@ -47,8 +47,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs["status"] = {"status": "deployed", "revision": 1, "name": args.inputs.get("name"), "namespace": args.inputs.get("namespace")}
         return f"{args.name}-id", outputs
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        return {}
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
+        return {}, None
 
 
 @dataclass

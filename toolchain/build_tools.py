@@ -28,6 +28,10 @@ TOOLS = ROOT / ".tools"
 BIN = TOOLS / "bin"
 LOGS = TOOLS / "logs"
 STAMPS = TOOLS / "stamps"
+# Provider plugins live outside PATH and are registered into the project's
+# plugin cache, so the engine finds them by name and version, never "ambient".
+PLUGINS = TOOLS / "plugins"
+PULUMI_HOME = TOOLS / "pulumi-home"
 
 # The upstream modules declare `go 1.26.0`; an older Go would try to
 # download a newer toolchain, which this site cannot do.
@@ -70,6 +74,8 @@ class Module:
     """Command run in the module folder before building (embedded files)."""
     plugin: dict[str, str] | None
     """Pulumi plugin to register from the first binary: kind, name, version."""
+    outputs: tuple[str, ...] = ()
+    """Other files the generate step puts in .tools/bin (checked like binaries)."""
 
     @property
     def path(self) -> Path:
@@ -94,6 +100,7 @@ def load_modules(path: Path = TOOLCHAIN / "tools.toml") -> list[Module]:
                     ldflags=entry.get("ldflags", ""),
                     generate=tuple(entry.get("generate", [])),
                     plugin=entry.get("plugin"),
+                    outputs=tuple(entry.get("outputs", [])),
                 )
             )
         except KeyError as missing:
@@ -158,7 +165,8 @@ def build(module: Module, go: tuple[int, int], force: bool) -> bool:
     """Build one module if its stamp changed; return True when it was built."""
     stamp_file = STAMPS / f"{module.name}.sha256"
     stamp = stamp_of(module, go)
-    have_all = all((BIN / b.name).exists() for b in module.binaries)
+    out_dir = PLUGINS if module.plugin else BIN
+    have_all = all((out_dir / b.name).exists() for b in module.binaries) and all((BIN / f).exists() for f in module.outputs)
     if not force and have_all and stamp_file.is_file() and stamp_file.read_text() == stamp:
         return False
     if module.name == "pulumi" and not force and reuse_installed_pulumi(module):
@@ -178,15 +186,15 @@ def build(module: Module, go: tuple[int, int], force: bool) -> bool:
             run_logged(["bash", "-c", step], module, log, out, env)
         packages = [b.package for b in module.binaries]
         ldflags = f"-s -w {module.ldflags}".strip()
-        cmd = ["go", "build", "-trimpath", "-ldflags", ldflags, "-o", f"{BIN}/", *packages]
+        cmd = ["go", "build", "-trimpath", "-ldflags", ldflags, "-o", f"{out_dir}/", *packages]
         out.write("$ " + " ".join(cmd) + "\n")
         out.flush()
         run_logged(cmd, module, log, out, env)
     for b in module.binaries:
         if b.package == ".":
-            built = BIN / module.path.name
-            if built != BIN / b.name:
-                built.rename(BIN / b.name)
+            built = out_dir / module.path.name
+            if built != out_dir / b.name:
+                built.rename(out_dir / b.name)
     if module.plugin:
         register_plugin(module, log)
     stamp_file.write_text(stamp)
@@ -215,12 +223,13 @@ def run_logged(cmd: list[str], module: Module, log: Path, out, env: dict[str, st
 def register_plugin(module: Module, log: Path) -> None:
     """Install a provider binary into the project's plugin cache (PULUMI_HOME)."""
     assert module.plugin is not None
-    binary = BIN / module.binaries[0].name
+    binary = PLUGINS / module.binaries[0].name
     cmd = [str(BIN / "pulumi"), "plugin", "install", module.plugin["kind"], module.plugin["name"], module.plugin["version"], "--file", str(binary), "--reinstall"]
     with log.open("a") as out:
         out.write("$ " + " ".join(cmd) + "\n")
         out.flush()
-        result = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, timeout=300)
+        result = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, timeout=300,
+                                env={**os.environ, "PULUMI_HOME": str(PULUMI_HOME), "PULUMI_SKIP_UPDATE_CHECK": "1"})
     if result.returncode != 0:
         sys.exit(f"setup: registering plugin {module.plugin['name']} {module.plugin['version']} failed; log: {log}")
 
@@ -240,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"setup: unknown module(s) {sorted(unknown)}; known: {[m.name for m in modules]}", file=sys.stderr)
         return 2
     go = go_version()
-    for folder in (BIN, LOGS, STAMPS):
+    for folder in (BIN, LOGS, STAMPS, PLUGINS):
         folder.mkdir(parents=True, exist_ok=True)
     # Plugins must register after the CLI exists: build pulumi first.
     ordered = sorted(modules, key=lambda m: (m.plugin is not None, m.name != "pulumi"))

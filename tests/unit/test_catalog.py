@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _with(change: dict[str, Any], name: str = "astrago") -> dict[str, Any]:
-    data = yaml.safe_load((ROOT / "catalog/releases.yaml").read_text())
+    data: dict[str, Any] = yaml.safe_load((ROOT / "catalog/releases.yaml").read_text())
     for release in data["releases"]:
         if release["name"] == name:
             release.update(change)

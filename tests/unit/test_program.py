@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@pulumi.runtime.test
 def test_local_stack_deploys_only_the_repos_own_charts(run_program: RunProgram) -> None:
     run = run_program("local")
     names = set(_releases(run))
@@ -40,12 +40,12 @@ def test_local_stack_deploys_only_the_repos_own_charts(run_program: RunProgram) 
 
 
 @pulumi.runtime.test
-def test_every_release_waits_for_the_whole_previous_tier(run_program: RunProgram) -> None:
+def test_every_release_waits_for_the_whole_previous_tier(run_program: RunProgram) -> pulumi.Output[None]:
     run = run_program("dev")
     platform = run.module.platform
     tiers = platform.tiers
     checks = []
-    for before, after in zip(tiers, tiers[1:], strict=False):
+    for before, after in itertools.pairwise(tiers):
         previous = [m.ready[0] for m in before.releases.values()]
         for member in after.releases.values():
             checks.append(pulumi.Output.all(member.urn, [r.urn for r in member.waits_for], [r.urn for r in previous]))
@@ -60,7 +60,7 @@ def test_every_release_waits_for_the_whole_previous_tier(run_program: RunProgram
 
 
 @pulumi.runtime.test
-def test_needs_inside_a_tier_are_honoured(run_program: RunProgram) -> None:
+def test_needs_inside_a_tier_are_honoured(run_program: RunProgram) -> pulumi.Output[None]:
     run = run_program("dev")
     infrastructure = run.module.platform.tiers[0].releases
     operator, addons = infrastructure["gpu-operator"], infrastructure["gpu-operator-addons"]
@@ -73,7 +73,7 @@ def test_needs_inside_a_tier_are_honoured(run_program: RunProgram) -> None:
 
 
 @pulumi.runtime.test
-def test_gpu_operator_waits_for_its_gpu_node_check(run_program: RunProgram) -> None:
+def test_gpu_operator_waits_for_its_gpu_node_check(run_program: RunProgram) -> pulumi.Output[None]:
     run = run_program("dev")
     operator = run.module.platform.tiers[0].releases["gpu-operator"]
     hooks = [r for r in operator.waits_for if isinstance(r, pulumi.dynamic.Resource)]
@@ -83,7 +83,7 @@ def test_gpu_operator_waits_for_its_gpu_node_check(run_program: RunProgram) -> N
         urn, label = args
         assert label == "nvidia.com/gpu.present=true", f"{urn}: checks label {label}"
 
-    return pulumi.Output.all(hooks[0].urn, hooks[0].label).apply(verify)  # type: ignore[attr-defined]
+    return pulumi.Output.all(hooks[0].urn, hooks[0].label).apply(verify)  # type: ignore[attr-defined,no-any-return]
 
 
 def test_dev_and_prod_differ_where_the_design_says(run_program: RunProgram) -> None:
@@ -147,7 +147,7 @@ def test_secrets_reach_the_release_as_secret_values(run_program: RunProgram) -> 
 
 
 @pulumi.runtime.test
-def test_exported_outputs_hold_no_secret(run_program: RunProgram) -> None:
+def test_exported_outputs_hold_no_secret(run_program: RunProgram) -> pulumi.Output[None]:
     run = run_program("dev")
     platform = run.module.platform
 

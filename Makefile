@@ -1,0 +1,117 @@
+# astrago-deploy: the one command surface for people and CI.
+# `make help` lists the targets. STACK=<name> picks the stack (default local),
+# ARGS=... is passed through to pulumi, e.g. `make preview STACK=dev ARGS=--diff`.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+STACK ?= local
+ARGS ?=
+TIER ?=
+RELEASE ?=
+
+ROOT := $(CURDIR)
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+TOOLS := $(ROOT)/.tools/bin
+STATE := $(ROOT)/.state
+
+# The engine finds its plugins in the project's plugin cache and never
+# downloads one; state defaults to a file backend inside the project.
+export PATH := $(TOOLS):$(PATH)
+export PULUMI_HOME := $(ROOT)/.tools/pulumi-home
+export PULUMI_SKIP_UPDATE_CHECK := 1
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
+export PULUMI_BACKEND_URL ?= file://$(STATE)/backend
+
+# The local stack's passphrase is documented and for local use only; every
+# other stack takes PULUMI_CONFIG_PASSPHRASE from the caller (CI secrets).
+ifeq ($(STACK),local)
+export PULUMI_CONFIG_PASSPHRASE ?= astrago-local
+# The local stack deploys onto `make cluster` unless a kubeconfig is given.
+ifeq ($(origin KUBECONFIG),undefined)
+export KUBECONFIG := $(STATE)/kubeconfig
+LOCAL_CLUSTER := 1
+endif
+endif
+
+PULUMI := $(TOOLS)/pulumi
+# Selective runs: TIER=<tier> or RELEASE=<name> become --target options,
+# checked against the catalog first (an unknown name stops the run).
+TARGETS = targets="$$($(PY) -m commands.targets --stack $(STACK) --tier '$(TIER)' --release '$(RELEASE)')";
+
+.PHONY: help setup venv tools doctor cluster cluster-down stack up preview destroy refresh \
+        test lint typecheck unit e2e go-test values secret charts-verify clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
+
+setup: venv tools ## Install everything: the virtualenv and the pinned toolchain (cached)
+
+venv: $(VENV)/.installed
+
+# Rebuilt only when the pins change.
+$(VENV)/.installed: requirements.txt constraints.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
+	@touch $@
+
+tools: ## Build the pinned Go tools into .tools/bin (only what changed)
+	@python3 toolchain/build_tools.py
+
+doctor: ## Show every tool, the state backend and the cluster; fail on anything missing
+	@python3 toolchain/doctor.py
+
+cluster: setup ## Start the local simulated cluster (no-op when it runs)
+	@python3 cluster/cluster.py up
+
+cluster-down: ## Stop the local cluster and remove its data
+	@python3 cluster/cluster.py down
+
+stack: setup
+	@$(PULUMI) stack select --create $(STACK) --non-interactive >/dev/null
+
+up: setup $(if $(LOCAL_CLUSTER),cluster) stack ## Deploy STACK (default: local onto `make cluster`)
+	@$(TARGETS) $(PULUMI) up --yes --stack $(STACK) --message "$$(python3 toolchain/update_message.py)" $$targets $(ARGS)
+
+preview: setup stack ## Show what `up` would change (the diff)
+	@$(TARGETS) $(PULUMI) preview --stack $(STACK) $$targets $(ARGS)
+
+refresh: setup stack ## Read the cluster's state into the stack
+	@$(PULUMI) refresh --yes --stack $(STACK) $(ARGS)
+
+destroy: setup stack ## Remove everything STACK deployed, in reverse tier order
+	@$(TARGETS) $(PULUMI) destroy --yes --stack $(STACK) $$targets $(ARGS)
+
+values: venv ## Print the resolved values of RELEASE (or all) for STACK, secrets masked
+	@$(PY) -m commands.values --stack $(STACK) $(if $(RELEASE),--release $(RELEASE))
+
+secret: setup stack ## Set secret KEY of STACK (reads the value from stdin, never from the command line)
+	@test -n "$(KEY)" || { echo "usage: make secret STACK=<stack> KEY=<key> < value-file"; exit 2; }
+	@$(PULUMI) config set --secret --stack $(STACK) $(KEY)
+
+charts-verify: venv ## Check every chart archive against the lock and the lock against the declaration
+	@$(PY) -m commands.charts verify
+
+lint: venv
+	@$(VENV)/bin/ruff check .
+
+typecheck: venv
+	@$(VENV)/bin/mypy
+
+unit: venv
+	@$(PY) -m pytest tests/unit -q
+
+go-test: tools
+	@cd toolchain/go/language-python && GOFLAGS=-mod=readonly go test ./...
+
+e2e: setup
+	@$(PY) -m pytest tests/e2e -q
+
+test: setup lint typecheck ## Run every test: lint, types, unit, Go, end-to-end (cluster + engine)
+	@$(PY) -m pytest tests -q
+	@cd toolchain/go/language-python && GOFLAGS=-mod=readonly go test ./... >/dev/null && echo "go test: language host ok"
+
+clean: cluster-down ## Remove local state (keeps the toolchain and caches)
+	@rm -rf $(STATE)

@@ -1,0 +1,65 @@
+"""Print the fully resolved Helm values of a stack's releases, secrets masked.
+
+Reads the stack file directly (no passphrase, no engine), so it works on any
+machine: `make values STACK=prod RELEASE=astrago`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from model.catalog import load_catalog
+from model.deployment import Deployment, prepare
+from model.errors import InputError
+from model.settings import parse_settings
+from model.stackfile import plain_config, with_inherited
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def resolve_stack(stack: str, root: Path = ROOT, charts_dir: str | None = None) -> Deployment:
+    """Resolve a stack as the program does, treating every secret as set."""
+    catalog = load_catalog(root / "catalog" / "releases.yaml")
+    raw = plain_config(root / f"Pulumi.{stack}.yaml")
+    raw = with_inherited(root, raw, raw.get("inherits") or _inherits(root, stack))
+    if charts_dir:
+        raw["chartsDir"] = charts_dir
+    settings = parse_settings(stack, raw, catalog)
+    return prepare(root, catalog, settings, set(catalog.secret_keys()))
+
+
+def _inherits(root: Path, stack: str) -> str | None:
+    data = yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text()) or {}
+    value = (data.get("config") or {}).get("astrago-deploy:inherits")
+    return value if isinstance(value, str) and value else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--release", help="one release (default: every enabled release)")
+    parser.add_argument("--charts-dir", help="charts folder to resolve external charts from")
+    args = parser.parse_args(argv)
+    try:
+        deployment = resolve_stack(args.stack, charts_dir=args.charts_dir)
+    except InputError as error:
+        print(f"error: stack {args.stack}:\n{error}", file=sys.stderr)
+        return 2
+    names = [args.release] if args.release else list(deployment.releases)
+    unknown = [n for n in names if n not in deployment.releases]
+    if unknown:
+        print(f"error: {unknown} not enabled in stack {args.stack}; enabled: {list(deployment.releases)}", file=sys.stderr)
+        return 2
+    for name in names:
+        release = deployment.releases[name]
+        print(f"# {name} ({release.tier}, namespace {release.namespace}, chart {release.chart_name} {release.chart_version})")
+        print(yaml.safe_dump({name: deployment.masked_values(name)}, sort_keys=True), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
