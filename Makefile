@@ -42,7 +42,7 @@ PULUMI := $(TOOLS)/pulumi
 TARGETS = targets="$$($(PY) -m commands.targets --stack $(STACK) --tier '$(TIER)' --release '$(RELEASE)')";
 
 .PHONY: help setup venv tools doctor cluster cluster-down stack up preview destroy refresh \
-        test lint typecheck unit e2e go-test values secret charts-verify clean
+        test lint typecheck unit e2e go-test values secret charts-sync charts-verify clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -91,8 +91,11 @@ secret: setup stack ## Set secret KEY of STACK (reads the value from stdin, neve
 	@test -n "$(KEY)" || { echo "usage: make secret STACK=<stack> KEY=<key> < value-file"; exit 2; }
 	@$(PULUMI) config set --secret --stack $(STACK) $(KEY)
 
+charts-sync: venv ## Fetch declared charts whose declaration changed (where repositories are reachable)
+	@$(PY) -m commands.charts sync $(ARGS)
+
 charts-verify: venv ## Check every chart archive against the lock and the lock against the declaration
-	@$(PY) -m commands.charts verify
+	@$(PY) -m commands.charts verify $(ARGS)
 
 lint: venv
 	@$(VENV)/bin/ruff check .

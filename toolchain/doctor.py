@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build_tools import BIN, PLUGINS, PULUMI_HOME, ROOT, STAMPS, go_version, load_modules, stamp_of  # noqa: E402
+from build_tools import BIN, PLUGINS, PULUMI_HOME, ROOT, STAMPS, go_version, load_modules, stamp_of
 
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 # Pinned in requirements.txt; the engine's plugins must match what these ask for.
@@ -54,7 +54,7 @@ def main() -> int:
         print(f"  virtualenv MISSING ({VENV_PYTHON.parent.parent})")
         problems.append("the virtualenv is missing: run `make setup`")
     else:
-        probe = "import importlib.metadata as m, json; print(json.dumps({p: m.version(p) for p in %r}))" % (PYTHON_PACKAGES,)
+        probe = f"import importlib.metadata as m, json; print(json.dumps({{p: m.version(p) for p in {PYTHON_PACKAGES!r}}}))"
         versions = json.loads(first_line([str(VENV_PYTHON), "-c", probe]) or "{}")
         for package in PYTHON_PACKAGES:
             print(f"  {package:26} {versions.get(package, 'MISSING')}")
