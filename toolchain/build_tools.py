@@ -89,7 +89,7 @@ def load_modules(path: Path = TOOLCHAIN / "tools.toml") -> list[Module]:
     for name, entry in data.get("module", {}).items():
         try:
             binaries = tuple(
-                Binary(b["name"], b["package"], tuple(b.get("version_args", ["--version"])))
+                Binary(b["name"], b["package"], tuple(b["version_args"] if "version_args" in b else ["--version"]))
                 for b in entry["binaries"]
             )
             modules.append(
@@ -128,7 +128,8 @@ def go_version() -> tuple[int, int]:
 def stamp_of(module: Module, go: tuple[int, int]) -> str:
     """Digest of everything that decides the module's binaries."""
     digest = hashlib.sha256()
-    digest.update(json.dumps([module.version, module.ldflags, module.generate, module.plugin, go, [b.__dict__ for b in module.binaries]], default=list).encode())
+    settings = [module.version, module.ldflags, module.generate, module.plugin, module.outputs, go, "cgo=0", [b.__dict__ for b in module.binaries]]
+    digest.update(json.dumps(settings, default=list).encode())
     for file in sorted(module.path.iterdir()):
         if file.is_file() and (file.suffix in {".mod", ".sum", ".go", ".sh"}):
             digest.update(file.name.encode() + b"\0" + file.read_bytes())
@@ -178,6 +179,8 @@ def build(module: Module, go: tuple[int, int], force: bool) -> bool:
         # go.sum is the pin: refuse to add or change a checksum while building.
         "GOFLAGS": "-mod=readonly -buildvcs=false",
         "GOTOOLCHAIN": "local",
+        # Static binaries, as upstream releases them: they run on any site they are carried to.
+        "CGO_ENABLED": "0",
     }
     started = time.monotonic()
     print(f"setup: building {module.name} {module.version} -> {', '.join(b.name for b in module.binaries)} (log: {log.relative_to(ROOT)})", flush=True)

@@ -43,6 +43,10 @@ def main() -> int:
                 print(f"  {binary.name:26} MISSING ({path})")
                 problems.append(f"{binary.name} is missing: run `make setup`")
                 continue
+            if not binary.version_args:
+                # A provider that prints no version; its registered plugin version is checked below.
+                print(f"  {binary.name:26} {'(see plugins)':40} {path.resolve()}{'  (stale)' if stale else ''}")
+                continue
             version = first_line([str(path), *binary.version_args])
             print(f"  {binary.name:26} {version:40} {path.resolve()}{'  (stale)' if stale else ''}")
             if module.version.lstrip("v") not in version:

@@ -1,0 +1,153 @@
+"""End-to-end fixtures: the real Pulumi engine against the local cluster.
+
+As in the Pulumi SDK's automation tests: a file backend in a temporary
+folder, throwaway stack names, secrets as secret config values, and destroy
+plus stack removal in `finally`. The program runs from a copy of the project
+so tests may edit charts and stack files freely. Nothing here skips: a
+missing tool or cluster fails the test with the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pulumi import automation as auto
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS = ROOT / ".tools" / "bin"
+KUBECONFIG = ROOT / ".state" / "kubeconfig"
+PASSPHRASE = "e2e-only-passphrase"
+# Copied into each throwaway project: what the program reads, nothing else.
+PROJECT_PARTS = ("Pulumi.yaml", "__main__.py", "catalog", "charts", "components", "model", "values")
+SECRETS = {
+    "keycloakAdminPassword": "e2e-kc-admin-Zq81", "keycloakClientSecret": "e2e-kc-client-Zq82",
+    "mariadbRootPassword": "e2e-db-root-Zq83", "mariadbPassword": "e2e-db-user-Zq84",
+    "harborAdminPassword": "e2e-harbor-Zq85", "initialUserPassword": "e2e-initial-Zq86",
+}
+
+
+def require(path: Path, fix: str) -> Path:
+    if not path.exists():
+        raise AssertionError(f"{path} is missing: run `{fix}` (end-to-end tests need the real tool)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Path:
+    """The local cluster, started if needed; returns its kubeconfig."""
+    for tool in ("kube-apiserver", "etcd", "kwok", "kwokctl", "pulumi", "helm"):
+        require(TOOLS / tool, "make setup")
+    result = subprocess.run([sys.executable, str(ROOT / "cluster" / "cluster.py"), "up"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"`make cluster` failed:\n{result.stdout}\n{result.stderr}"
+    return require(KUBECONFIG, "make cluster")
+
+
+@pytest.fixture(scope="session")
+def engine_env(cluster: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment for the engine: project plugins, no downloads, a temporary file backend."""
+    backend = tmp_path_factory.mktemp("backend")
+    return {
+        "PATH": f"{TOOLS}:{os.environ['PATH']}",
+        "PULUMI_HOME": str(ROOT / ".tools" / "pulumi-home"),
+        "PULUMI_SKIP_UPDATE_CHECK": "1",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_BACKEND_URL": f"file://{backend}",
+        "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+        "KUBECONFIG": str(cluster),
+    }
+
+
+def copy_project(target: Path) -> Path:
+    """A copy of the program with the project's virtualenv linked in."""
+    target.mkdir(parents=True)
+    for part in PROJECT_PARTS:
+        source = ROOT / part
+        if source.is_dir():
+            shutil.copytree(source, target / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target / part)
+    (target / ".venv").symlink_to(require(ROOT / ".venv", "make setup"))
+    return target
+
+
+@dataclass
+class E2EStack:
+    """A throwaway stack of a project copy."""
+
+    stack: auto.Stack
+    project: Path
+    env: dict[str, str]
+
+    @property
+    def name(self) -> str:
+        return self.stack.name
+
+    def helm(self, *args: str) -> str:
+        out = subprocess.run([str(TOOLS / "helm"), *args], capture_output=True, text=True, timeout=120, env={**os.environ, **self.env}, check=True)
+        return out.stdout
+
+    def pulumi(self, *args: str) -> str:
+        """The CLI on this stack, as a person runs it (no --show-secrets unless asked)."""
+        out = subprocess.run([str(TOOLS / "pulumi"), *args, "--stack", self.name], capture_output=True, text=True, timeout=600,
+                             cwd=self.project, env={**os.environ, **self.env}, check=True)
+        return out.stdout
+
+    def stored_state(self) -> str:
+        """Every file of the file backend, as text: what sits on disk."""
+        backend = Path(self.env["PULUMI_BACKEND_URL"].removeprefix("file://"))
+        return "\n".join(p.read_text(errors="replace") for p in backend.rglob("*") if p.is_file())
+
+    def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["kubectl", *args], capture_output=True, text=True, timeout=120, env={**os.environ, **self.env}, check=check)
+
+
+def new_stack(project: Path, env: dict[str, str], base: str, config: dict[str, Any], prefix: str = "e2e") -> E2EStack:
+    """Create a throwaway stack whose plain config is `base`'s stack file laid under `config`."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    # The Automation API finds the CLI by itself; point it at the project's build.
+    command = auto.PulumiCommand(root=str(ROOT / ".tools"), skip_version_check=True)
+    workspace = auto.LocalWorkspace(work_dir=str(project), env_vars=env, secrets_provider="passphrase", pulumi_command=command)
+    stack = auto.Stack.create(name, workspace)
+    stack_file = project / f"Pulumi.{name}.yaml"
+    settings = yaml.safe_load(stack_file.read_text()) or {}
+    base_config = (yaml.safe_load((ROOT / f"Pulumi.{base}.yaml").read_text()) or {}).get("config", {})
+    plain = {k: v for k, v in base_config.items() if not (isinstance(v, dict) and "secure" in v)}
+    plain.update({f"astrago-deploy:{k}": v for k, v in config.items()})
+    settings["config"] = {**settings.get("config", {}), **plain}
+    stack_file.write_text(yaml.safe_dump(settings, sort_keys=False))
+    for key, value in SECRETS.items():
+        stack.set_config(key, auto.ConfigValue(value=value, secret=True))
+    return E2EStack(stack=stack, project=project, env=env)
+
+
+def dispose(stack: E2EStack) -> None:
+    """Destroy what the stack deployed and remove it; both bounded by the engine's own timeouts."""
+    try:
+        stack.stack.destroy(on_output=print)
+    finally:
+        stack.stack.workspace.remove_stack(stack.name)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return copy_project(tmp_path / "project")
+
+
+@pytest.fixture
+def local_stack(project: Path, engine_env: dict[str, str]) -> Iterator[E2EStack]:
+    """The local stack's settings on a throwaway stack, destroyed afterwards."""
+    stack = new_stack(project, engine_env, "local", {})
+    try:
+        yield stack
+    finally:
+        dispose(stack)

@@ -1,0 +1,40 @@
+"""The local stack on the local cluster: up, helm sees it, a second preview is clean."""
+
+from __future__ import annotations
+
+import json
+
+from tests.e2e.conftest import SECRETS, E2EStack
+
+
+def test_up_deploys_the_local_stack_and_a_second_preview_is_clean(local_stack: E2EStack) -> None:
+    result = local_stack.stack.up(on_output=print, message="e2e: local stack")
+    changes = result.summary.resource_changes or {}
+    assert result.summary.result == "succeeded", result.stderr
+    assert changes.get("create", 0) >= 4 + 4, f"expected 4 releases and their namespaces created: {changes}"
+
+    releases = {r["name"]: r for r in json.loads(local_stack.helm("list", "-A", "-o", "json"))}
+    for name, namespace in {"astrago": "astrago", "gpu-operator-addons": "gpu-operator",
+                            "gpu-process-exporter": "gpu-operator", "keycloak-addons": "keycloak"}.items():
+        assert name in releases, f"helm list -A lacks {name}: {sorted(releases)}"
+        assert releases[name]["status"] == "deployed" and releases[name]["namespace"] == namespace, releases[name]
+
+    ready = local_stack.kubectl("get", "deploy", "-n", "astrago", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.readyReplicas}{'\\n'}{end}")
+    assert "astrago-core=1" in ready.stdout and "astrago-proxy=1" in ready.stdout, ready.stdout
+
+    outputs = result.outputs
+    assert outputs["releases"].value["astrago"]["status"] == "deployed"
+    assert outputs["endpoints"].value == {"astrago": "http://127.0.0.1:30080"}
+
+    again = local_stack.stack.preview(expect_no_changes=True)
+    assert set((again.change_summary or {}).keys()) <= {"same"}, again.change_summary
+
+    # The Automation API's export_stack decrypts (--show-secrets): read what is stored instead.
+    exported = local_stack.pulumi("stack", "export")
+    stored = local_stack.stored_state()
+    outputs_text = local_stack.pulumi("stack", "output", "--json")
+    assert "astrago" in exported and "ciphertext" in exported, "the export should hold the releases with encrypted values"
+    for key, value in SECRETS.items():
+        assert value not in exported, f"{key} appears in plain text in `pulumi stack export`"
+        assert value not in stored, f"{key} appears in plain text in the state backend's files"
+        assert value not in outputs_text, f"{key} appears in the stack outputs"
