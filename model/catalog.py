@@ -98,6 +98,8 @@ class Release:
     secrets: dict[str, str]
     hooks: tuple[Hook, ...]
     patches: bool
+    helm_spec: dict[str, Any] = field(default_factory=dict)
+    """The catalog defaults merged with this release's `helm` block, before parsing (a stack lays its own over it)."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,7 @@ def _parse_release(raw: Any, index: int, tiers: tuple[str, ...], defaults: dict[
         needs=needs,
         enabled=_bool(raw.get("enabled", True), f"{where}: `enabled`"),
         helm=parse_helm_options(defaults, raw.get("helm") or {}, where),
+        helm_spec=_merged(defaults, raw.get("helm") or {}),
         endpoint=_str_map(raw.get("endpoint"), f"{where}: `endpoint`"),
         settings=settings,
         secrets=_str_map(raw.get("secrets"), f"{where}: `secrets`"),
@@ -248,6 +251,12 @@ def parse_helm_options(defaults: dict[str, Any], override: dict[str, Any], where
         max_history=max_history,
         drift_mode=drift,
     )
+
+
+def _merged(defaults: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    from model.values import deep_merge
+
+    return deep_merge(defaults, override)
 
 
 def _str_map(raw: Any, where: str) -> dict[str, str]:

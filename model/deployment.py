@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from model import charts as chartlib
-from model.catalog import Catalog, HelmOptions, Hook, Release
+from model.catalog import Catalog, HelmOptions, Hook, Release, parse_helm_options
 from model.errors import InputError
 from model.graph import Plan, plan
 from model.settings import StackSettings
@@ -153,11 +153,14 @@ def _resolve(
                 raise InputError(f"{where} needs {need.release}'s {key!r} (for {path}), which {origin} does not give; add `{key}: ...` there")
             injected[path] = endpoint[key]
     override = settings.releases.get(release.name)
+    helm = release.helm
+    if override and override.helm:
+        helm = parse_helm_options(release.helm_spec, override.helm, f"Pulumi.{settings.stack}.yaml: astrago-deploy:releases.{release.name}")
     values = layer_values(base, setting_values, injected, override.values if override else {})
     return ResolvedRelease(
         name=release.name, tier=release.tier, namespace=release.namespace,
         chart_path=chart_path, chart_name=release.chart.name, chart_version=version, chart_digest=digest, source=source,
-        values=values, secret_paths=dict(release.secrets), helm=release.helm, hooks=release.hooks,
+        values=values, secret_paths=dict(release.secrets), helm=helm, hooks=release.hooks,
         depends_on=graph.depends_on[release.name],
     )
 

@@ -11,7 +11,7 @@ from model.errors import InputError
 CLUSTER_KEYS = {"externalIP", "domain", "storageClass", "nfs"}
 NFS_KEYS = {"server", "path"}
 OFFLINE_KEYS = {"registry", "fileServer"}
-RELEASE_OVERRIDE_KEYS = {"enabled", "values"}
+RELEASE_OVERRIDE_KEYS = {"enabled", "values", "helm"}
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class ReleaseOverride:
     """None keeps the catalog's default."""
     values: dict[str, Any] = field(default_factory=dict)
     """Helm values laid over the base values file."""
+    helm: dict[str, Any] = field(default_factory=dict)
+    """Helm options laid over the catalog's (same shape as the catalog's `helm`)."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,9 @@ def parse_settings(stack: str, raw: dict[str, Any], catalog: Catalog) -> StackSe
         if enabled is not None and not isinstance(enabled, bool):
             problems.append(f"{key}.enabled must be true or false, not {enabled!r}")
             enabled = None
-        releases[name] = ReleaseOverride(enabled=enabled, values=_mapping(body.get("values"), f"{key}.values", problems))
+        releases[name] = ReleaseOverride(
+            enabled=enabled, values=_mapping(body.get("values"), f"{key}.values", problems), helm=_mapping(body.get("helm"), f"{key}.helm", problems),
+        )
     externals: dict[str, dict[str, str]] = {}
     for name, endpoint in _mapping(raw.get("externals"), f"{where}: astrago-deploy:externals", problems).items():
         key = f"{where}: astrago-deploy:externals.{name}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from pulumi import automation as auto
+
 from tests.e2e.conftest import SECRETS, E2EStack
 
 
@@ -11,7 +13,7 @@ def test_up_deploys_the_local_stack_and_a_second_preview_is_clean(local_stack: E
     result = local_stack.stack.up(on_output=print, message="e2e: local stack")
     changes = result.summary.resource_changes or {}
     assert result.summary.result == "succeeded", result.stderr
-    assert changes.get("create", 0) >= 4 + 4, f"expected 4 releases and their namespaces created: {changes}"
+    assert changes.get(auto.OpType.CREATE, 0) >= 4 + 4, f"expected 4 releases and their namespaces created: {changes}"
 
     releases = {r["name"]: r for r in json.loads(local_stack.helm("list", "-A", "-o", "json"))}
     for name, namespace in {"astrago": "astrago", "gpu-operator-addons": "gpu-operator",

@@ -179,6 +179,17 @@ def test_helm_options_follow_the_catalog(run_program: RunProgram) -> None:
     assert release["maxHistory"] == 10
 
 
+def test_a_stack_overrides_helm_options_of_one_release(run_program: RunProgram) -> None:
+    run = run_program("local", overrides={"releases": {"astrago": {"helm": {"timeout": "2m", "upgrade": {"remediation": {"strategy": "none"}}}}}})
+    releases = _releases(run)
+    assert releases["astrago"].inputs["timeout"] == 120 and releases["astrago"].inputs["atomic"] is False
+    assert releases["keycloak-addons"].inputs["timeout"] == 600, "other releases keep the catalog's options"
+
+
+def test_a_bad_helm_override_names_the_stack_key(run_program: RunProgram) -> None:
+    _fails(run_program, "local", ["astrago-deploy:releases.astrago: helm.timeout 'soon'"], overrides={"releases": {"astrago": {"helm": {"timeout": "soon"}}}})
+
+
 def test_namespaces_are_created_once_each(run_program: RunProgram) -> None:
     run = run_program("dev")
     names = [r.inputs["metadata"]["name"] for r in run.of_type("kubernetes:core/v1:Namespace")]
