@@ -70,6 +70,7 @@ cluster-down: ## Stop the local cluster and remove its data
 	@python3 cluster/cluster.py down
 
 stack: setup
+	@case "$$PULUMI_BACKEND_URL" in file://*) mkdir -p "$${PULUMI_BACKEND_URL#file://}";; esac
 	@$(PULUMI) stack select --create $(STACK) --non-interactive >/dev/null
 
 up: setup $(if $(LOCAL_CLUSTER),cluster) stack ## Deploy STACK (default: local onto `make cluster`)

@@ -89,7 +89,7 @@ def load_modules(path: Path = TOOLCHAIN / "tools.toml") -> list[Module]:
     for name, entry in data.get("module", {}).items():
         try:
             binaries = tuple(
-                Binary(b["name"], b["package"], tuple(b["version_args"] if "version_args" in b else ["--version"]))
+                Binary(b["name"], b["package"], tuple(b.get("version_args", ["--version"])))
                 for b in entry["binaries"]
             )
             modules.append(

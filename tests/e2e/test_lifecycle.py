@@ -265,6 +265,5 @@ def test_destroy_removes_everything_in_reverse_tier_order(deployed: Deployed) ->
     assert json.loads(deployed.stack.helm("list", "-A", "-o", "json")) == [], "helm releases remain"
     namespaces = deployed.stack.kubectl("get", "ns", "-l", "app.kubernetes.io/managed-by=astrago-deploy", "-o", "name")
     assert namespaces.stdout.strip() == "", f"namespaces remain: {namespaces.stdout}"
-    leftovers = subprocess.run(["kubectl", "get", "all", "-A", "-l", "app.kubernetes.io/managed-by=Helm", "-o", "name"],
-                               capture_output=True, text=True, timeout=60, env={**deployed.stack.env}, check=True)
+    leftovers = deployed.stack.kubectl("get", "all", "-A", "-l", "app.kubernetes.io/managed-by=Helm", "-o", "name")
     assert leftovers.stdout.strip() == "", f"orphaned objects: {leftovers.stdout}"
