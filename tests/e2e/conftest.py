@@ -25,7 +25,11 @@ from pulumi import automation as auto
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / ".tools" / "bin"
-KUBECONFIG = ROOT / ".state" / "kubeconfig"
+# The engine tests get a cluster of their own (name, ports, data), so they never
+# touch what `make up` deployed on the main local cluster.
+E2E_CLUSTER = ("--name", "astrago-e2e", "--workdir", str(ROOT / ".state" / "kwok-e2e"),
+               "--kubeconfig", str(ROOT / ".state" / "kubeconfig-e2e"), "--port-base", "16543")
+KUBECONFIG = ROOT / ".state" / "kubeconfig-e2e"
 PASSPHRASE = "e2e-only-passphrase"
 # Copied into each throwaway project: what the program reads, nothing else.
 PROJECT_PARTS = ("Pulumi.yaml", "__main__.py", "catalog", "charts", "components", "model", "values")
@@ -43,13 +47,17 @@ def require(path: Path, fix: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Path:
-    """The local cluster, started if needed; returns its kubeconfig."""
+def cluster() -> Iterator[Path]:
+    """A cluster for the engine tests, started for the session and stopped after it."""
     for tool in ("kube-apiserver", "etcd", "kwok", "kwokctl", "pulumi", "helm"):
         require(TOOLS / tool, "make setup")
-    result = subprocess.run([sys.executable, str(ROOT / "cluster" / "cluster.py"), "up"], capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"`make cluster` failed:\n{result.stdout}\n{result.stderr}"
-    return require(KUBECONFIG, "make cluster")
+    script = [sys.executable, str(ROOT / "cluster" / "cluster.py")]
+    result = subprocess.run([*script, "up", *E2E_CLUSTER], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"starting the e2e cluster failed:\n{result.stdout}\n{result.stderr}"
+    try:
+        yield require(KUBECONFIG, "make cluster")
+    finally:
+        subprocess.run([*script, "down", *E2E_CLUSTER], capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="session")
