@@ -61,7 +61,7 @@ tools: ## Build the pinned Go tools into .tools/bin (only what changed)
 	@python3 toolchain/build_tools.py
 
 doctor: ## Show every tool, the state backend and the cluster; fail on anything missing
-	@python3 toolchain/doctor.py
+	@python3 toolchain/doctor.py $(ARGS)
 
 cluster: setup ## Start the local simulated cluster (no-op when it runs)
 	@python3 cluster/cluster.py up
@@ -74,7 +74,8 @@ stack: setup
 	@$(PULUMI) stack select --create $(STACK) --non-interactive >/dev/null
 
 up: setup $(if $(LOCAL_CLUSTER),cluster) stack ## Deploy STACK (default: local onto `make cluster`)
-	@$(TARGETS) $(PULUMI) up --yes --stack $(STACK) --message "$$(python3 toolchain/update_message.py)" $$targets $(ARGS)
+	@# --continue-on-error: one failing release must not stop unrelated ones (its dependants still wait).
+	@$(TARGETS) $(PULUMI) up --yes --continue-on-error --stack $(STACK) --message "$$(python3 toolchain/update_message.py)" $$targets $(ARGS)
 
 preview: setup stack ## Show what `up` would change (the diff)
 	@$(TARGETS) $(PULUMI) preview --stack $(STACK) $$targets $(ARGS)

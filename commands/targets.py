@@ -10,25 +10,37 @@ import sys
 from pathlib import Path
 
 from model.catalog import load_catalog
+from model.deployment import enabled_releases
 from model.errors import InputError
-from model.stackfile import PROJECT
+from model.settings import parse_settings
+from model.stackfile import PROJECT, plain_config, with_inherited
 
 ROOT = Path(__file__).resolve().parent.parent
 # The component chain of every Helm release; see components/.
 CHAIN = "astrago:platform:Platform$astrago:tier:Tier$astrago:local_release:LocalRelease"
 
 
-def target_urns(stack: str, tier: str, release: str) -> list[str]:
-    """URN patterns selecting a tier's or a release's Helm releases and hooks."""
+def stack_enabled(stack: str, root: Path = ROOT) -> set[str]:
+    """The releases a stack file enables (with what it inherits)."""
+    catalog = load_catalog(root / "catalog" / "releases.yaml")
+    raw = plain_config(root / f"Pulumi.{stack}.yaml")
+    raw = with_inherited(root, raw, raw.get("inherits"))
+    return enabled_releases(catalog, parse_settings(stack, raw, catalog))
+
+
+def target_urns(stack: str, tier: str, release: str, enabled: set[str]) -> list[str]:
+    """Exact URNs of the Helm releases and hooks a tier or a release selects, among the enabled ones."""
     catalog = load_catalog(ROOT / "catalog" / "releases.yaml")
     releases = catalog.by_name()
     if tier and tier not in catalog.tiers:
         raise InputError(f"TIER={tier} is not a tier; choose one of {list(catalog.tiers)}")
     if release and release not in releases:
         raise InputError(f"RELEASE={release} is not in catalog/releases.yaml; choose one of {sorted(releases)}")
-    chosen = [r for r in catalog.releases if (not tier or r.tier == tier) and (not release or r.name == release)]
+    if release and release not in enabled:
+        raise InputError(f"RELEASE={release} is not enabled in stack {stack}; enabled: {sorted(enabled)}")
+    chosen = [r for r in catalog.releases if r.name in enabled and (not tier or r.tier == tier) and (not release or r.name == release)]
     if not chosen:
-        raise InputError(f"TIER={tier} and RELEASE={release} select no release")
+        raise InputError(f"TIER={tier} selects no release enabled in stack {stack}")
     prefix = f"urn:pulumi:{stack}::{PROJECT}::{CHAIN}"
     urns = []
     for r in chosen:
@@ -47,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.tier and not args.release:
         return 0
     try:
-        urns = target_urns(args.stack, args.tier, args.release)
+        urns = target_urns(args.stack, args.tier, args.release, stack_enabled(args.stack))
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

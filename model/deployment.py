@@ -65,10 +65,15 @@ class Deployment:
         return mask(release.values, list(release.secret_paths))
 
 
+def enabled_releases(catalog: Catalog, settings: StackSettings) -> set[str]:
+    """Names of the releases a stack deploys (catalog default, stack override, externals)."""
+    return {r.name for r in catalog.releases if _enabled(r, settings)}
+
+
 def prepare(root: Path, catalog: Catalog, settings: StackSettings, present_secrets: set[str]) -> Deployment:
     """Resolve and check a stack; raise InputError listing every problem found."""
     known = catalog.by_name()
-    enabled = {r.name for r in catalog.releases if _enabled(r, settings)}
+    enabled = enabled_releases(catalog, settings)
     graph = plan(catalog, enabled, set(settings.externals))
     problems: list[str] = []
     secret_keys = sorted({key for name in graph.order for key in known[name].secrets.values()})

@@ -6,8 +6,10 @@ that fixes it. Uses only the standard library (it must work before setup).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +31,10 @@ def first_line(cmd: list[str]) -> str:
     return text[0] if text else f"<exit {out.returncode}>"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cluster-args", default="", help="options passed to `cluster/cluster.py status` (another cluster's name, ports, ...)")
+    args = parser.parse_args(argv)
     problems: list[str] = []
     print("tools:")
     go = go_version()
@@ -74,7 +79,8 @@ def main() -> int:
     backend = os.environ.get("PULUMI_BACKEND_URL", f"file://{ROOT / '.state' / 'backend'}")
     print(f"state backend: {backend}")
     print("cluster:")
-    status = subprocess.run([sys.executable, str(ROOT / "cluster" / "cluster.py"), "status"], capture_output=True, text=True, timeout=120)
+    status = subprocess.run([sys.executable, str(ROOT / "cluster" / "cluster.py"), "status", *shlex.split(args.cluster_args)],
+                            capture_output=True, text=True, timeout=120)
     for line in (status.stdout + status.stderr).strip().splitlines():
         print(f"  {line}")
     if status.returncode != 0:

@@ -23,13 +23,17 @@ import pytest
 import yaml
 from pulumi import automation as auto
 
+from model.values import deep_merge
+
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / ".tools" / "bin"
 # The engine tests get a cluster of their own (name, ports, data), so they never
-# touch what `make up` deployed on the main local cluster.
-E2E_CLUSTER = ("--name", "astrago-e2e", "--workdir", str(ROOT / ".state" / "kwok-e2e"),
-               "--kubeconfig", str(ROOT / ".state" / "kubeconfig-e2e"), "--port-base", "16543")
-KUBECONFIG = ROOT / ".state" / "kubeconfig-e2e"
+# touch what `make up` deployed on the main local cluster. ASTRAGO_E2E_CLUSTER
+# (name:port-base) lets two test sessions run side by side.
+_E2E_NAME, _, _E2E_PORT = os.environ.get("ASTRAGO_E2E_CLUSTER", "astrago-e2e:16543").partition(":")
+KUBECONFIG = ROOT / ".state" / f"kubeconfig-{_E2E_NAME}"
+E2E_CLUSTER = ("--name", _E2E_NAME, "--workdir", str(ROOT / ".state" / f"kwok-{_E2E_NAME}"),
+               "--kubeconfig", str(KUBECONFIG), "--port-base", _E2E_PORT or "16543")
 PASSPHRASE = "e2e-only-passphrase"
 # Copied into each throwaway project: what the program reads, nothing else.
 PROJECT_PARTS = ("Pulumi.yaml", "__main__.py", "catalog", "charts", "components", "model", "values")
@@ -130,12 +134,33 @@ def new_stack(project: Path, env: dict[str, str], base: str, config: dict[str, A
     settings = yaml.safe_load(stack_file.read_text()) or {}
     base_config = (yaml.safe_load((ROOT / f"Pulumi.{base}.yaml").read_text()) or {}).get("config", {})
     plain = {k: v for k, v in base_config.items() if not (isinstance(v, dict) and "secure" in v)}
-    plain.update({f"astrago-deploy:{k}": v for k, v in config.items()})
+    for key, value in config.items():
+        full = f"astrago-deploy:{key}"
+        # Overrides lay over the base stack's maps, as a stack file's own values would.
+        plain[full] = deep_merge(plain[full], value) if isinstance(value, dict) and isinstance(plain.get(full), dict) else value
     settings["config"] = {**settings.get("config", {}), **plain}
     stack_file.write_text(yaml.safe_dump(settings, sort_keys=False))
     for key, value in SECRETS.items():
         stack.set_config(key, auto.ConfigValue(value=value, secret=True))
     return E2EStack(stack=stack, project=project, env=env)
+
+
+def sync_standins(project: Path, scratch: Path, extra: list[tuple[str, str]] | None = None) -> None:
+    """Serve stand-ins of every declared chart on 127.0.0.1 and sync them into the project's lock.
+
+    The repository is stopped afterwards: deployments then read only the local archives.
+    """
+    from commands.charts import sync
+    from tests.chart_repo import build_repo, serve
+
+    declared = yaml.safe_load((project / "charts" / "external.yaml").read_text())["charts"]
+    (scratch / "repo").mkdir(parents=True)
+    with serve(scratch / "repo") as repo:
+        build_repo(scratch / "repo", [(c["name"], c["version"]) for c in declared] + (extra or []), repo.url)
+        for chart in declared:
+            chart["repository"] = repo.url
+        (project / "charts" / "external.yaml").write_text(yaml.safe_dump({"charts": declared}))
+        sync(project / "charts", None, 120)
 
 
 def dispose(stack: E2EStack) -> None:
