@@ -12,8 +12,7 @@ from pathlib import Path
 from model.catalog import load_catalog
 from model.deployment import enabled_releases
 from model.errors import InputError
-from model.settings import parse_settings
-from model.stackfile import PROJECT, plain_config, with_inherited
+from model.stackfile import PROJECT, stack_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 # The component chain of every Helm release; see components/.
@@ -23,9 +22,7 @@ CHAIN = "astrago:platform:Platform$astrago:tier:Tier$astrago:local_release:Local
 def stack_enabled(stack: str, root: Path = ROOT) -> set[str]:
     """The releases a stack file enables (with what it inherits)."""
     catalog = load_catalog(root / "catalog" / "releases.yaml")
-    raw = plain_config(root / f"Pulumi.{stack}.yaml")
-    raw = with_inherited(root, raw, raw.get("inherits"))
-    return enabled_releases(catalog, parse_settings(stack, raw, catalog))
+    return enabled_releases(catalog, stack_settings(root, stack, catalog))
 
 
 def target_urns(stack: str, tier: str, release: str, enabled: set[str]) -> list[str]:

@@ -15,8 +15,7 @@ import yaml
 from model.catalog import load_catalog
 from model.deployment import Deployment, prepare
 from model.errors import InputError
-from model.settings import parse_settings
-from model.stackfile import plain_config, with_inherited
+from model.stackfile import stack_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,18 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def resolve_stack(stack: str, root: Path = ROOT, charts_dir: str | None = None) -> Deployment:
     """Resolve a stack as the program does, treating every secret as set."""
     catalog = load_catalog(root / "catalog" / "releases.yaml")
-    raw = plain_config(root / f"Pulumi.{stack}.yaml")
-    raw = with_inherited(root, raw, raw.get("inherits") or _inherits(root, stack))
-    if charts_dir:
-        raw["chartsDir"] = charts_dir
-    settings = parse_settings(stack, raw, catalog)
-    return prepare(root, catalog, settings, set(catalog.secret_keys()))
-
-
-def _inherits(root: Path, stack: str) -> str | None:
-    data = yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text()) or {}
-    value = (data.get("config") or {}).get("astrago-deploy:inherits")
-    return value if isinstance(value, str) and value else None
+    return prepare(root, catalog, stack_settings(root, stack, catalog, charts_dir), set(catalog.secret_keys()))
 
 
 def main(argv: list[str] | None = None) -> int:

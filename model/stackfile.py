@@ -7,7 +7,9 @@ from typing import Any
 
 import yaml
 
+from model.catalog import Catalog
 from model.errors import InputError
+from model.settings import StackSettings, parse_settings
 from model.values import deep_merge
 
 PROJECT = "astrago-deploy"
@@ -45,3 +47,19 @@ def with_inherited(root: Path, raw: dict[str, Any], parent: str | None) -> dict[
         else:
             merged[key] = value
     return merged
+
+
+def stack_settings(root: Path, stack: str, catalog: Catalog, charts_dir: str | None = None) -> StackSettings:
+    """A stack's settings read from its file (and the file it inherits), as the program sees them.
+
+    For tools that work without the engine (values, targets, diffs); the
+    program itself reads config through Pulumi in __main__.py.
+    """
+    path = root / f"Pulumi.{stack}.yaml"
+    raw = plain_config(path)
+    data = yaml.safe_load(path.read_text()) or {}
+    parent = (data.get("config") or {}).get(f"{PROJECT}:inherits")
+    raw = with_inherited(root, raw, parent if isinstance(parent, str) and parent else None)
+    if charts_dir:
+        raw["chartsDir"] = charts_dir
+    return parse_settings(stack, raw, catalog)
