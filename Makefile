@@ -42,7 +42,7 @@ PULUMI := $(TOOLS)/pulumi
 TARGETS = targets="$$($(PY) -m commands.targets --stack $(STACK) --tier '$(TIER)' --release '$(RELEASE)')";
 
 .PHONY: help setup venv tools doctor cluster cluster-down stack up preview destroy refresh \
-        test lint typecheck unit e2e go-test values secret charts-sync charts-verify clean
+        test lint lint-ci postgres typecheck unit e2e go-test values secret charts-sync charts-verify clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -102,6 +102,12 @@ charts-verify: venv ## Check every chart archive against the lock and the lock a
 lint: venv
 	@$(VENV)/bin/ruff check .
 
+lint-ci: tools ## Check the GitHub Actions workflows (actionlint; shellcheck on run: blocks when installed)
+	@$(TOOLS)/actionlint .github/workflows/*.yml && echo "actionlint: workflows ok"
+
+postgres: ## Install PostgreSQL from the distribution's packages (for the postgres:// state-backend test)
+	@bash toolchain/install-postgres.sh
+
 typecheck: venv
 	@$(VENV)/bin/mypy
 
@@ -111,10 +117,10 @@ unit: venv
 go-test: tools
 	@cd toolchain/go/language-python && GOFLAGS=-mod=readonly go test ./...
 
-e2e: setup
+e2e: setup postgres
 	@$(PY) -m pytest tests/e2e -q
 
-test: setup lint typecheck ## Run every test: lint, types, unit, Go, end-to-end (cluster + engine)
+test: setup postgres lint typecheck lint-ci ## Run every test: lint, types, unit, Go, end-to-end (cluster + engine)
 	@$(PY) -m pytest tests -q
 	@cd toolchain/go/language-python && GOFLAGS=-mod=readonly go test ./... >/dev/null && echo "go test: language host ok"
 
