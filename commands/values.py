@@ -20,10 +20,13 @@ from model.stackfile import stack_settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def resolve_stack(stack: str, root: Path = ROOT, charts_dir: str | None = None) -> Deployment:
-    """Resolve a stack as the program does, treating every secret as set."""
+def resolve_stack(stack: str, root: Path = ROOT, charts_dir: str | None = None, verify_charts: bool = True) -> Deployment:
+    """Resolve a stack as the program does, treating every secret as set.
+
+    verify_charts=False: for comparisons that need no archive (see model.deployment.prepare).
+    """
     catalog = load_catalog(root / "catalog" / "releases.yaml")
-    return prepare(root, catalog, stack_settings(root, stack, catalog, charts_dir), set(catalog.secret_keys()))
+    return prepare(root, catalog, stack_settings(root, stack, catalog, charts_dir), set(catalog.secret_keys()), verify_charts)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -164,3 +164,18 @@ def verify_lock(charts: Path, required: set[str] | None = None) -> dict[str, Loc
     if problems:
         raise InputError(*problems)
     return lock
+
+
+def unverified_lock(charts: Path) -> dict[str, LockEntry]:
+    """Lock entries for every declared chart, without touching archives (read-only comparisons).
+
+    A chart not in the lock gets its declared version and an empty digest.
+    """
+    lock = load_lock(charts)
+    return {
+        name: lock[name] if name in lock and lock[name].version == chart.version else LockEntry(
+            name=name, version=chart.version, source=chart.repository, archive=archive_name(name, chart.version),
+            sha256="", repository_digest="", fetched="",
+        )
+        for name, chart in load_declared(charts).items()
+    }
