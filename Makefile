@@ -42,7 +42,7 @@ PULUMI := $(TOOLS)/pulumi
 TARGETS = targets="$$($(PY) -m commands.targets --stack $(STACK) --tier '$(TIER)' --release '$(RELEASE)')";
 
 .PHONY: help setup venv tools doctor cluster cluster-down stack up preview destroy refresh \
-        test lint lint-ci postgres typecheck unit e2e go-test values secret charts-sync charts-verify clean
+        test lint lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff unit e2e go-test values secret charts-sync charts-verify clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -98,6 +98,24 @@ charts-sync: venv ## Fetch declared charts whose declaration changed (where repo
 
 charts-verify: venv ## Check every chart archive against the lock and the lock against the declaration
 	@$(PY) -m commands.charts verify $(ARGS)
+
+audit: venv ## Report STACK's update history: who, when, commit, charts, changes (OUT=<dir>, default .state/audit)
+	@$(PY) -m commands.audit --stack $(STACK) $(if $(OUT),--out-dir $(OUT)) $(ARGS)
+
+audit-diff: venv ## What changed between updates FROM and TO of STACK (default: the last two); secrets masked
+	@$(PY) -m commands.audit diff --stack $(STACK) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO)) $(ARGS)
+
+audit-restore: venv ## Roll STACK's configuration back to update VERSION: checks only, APPLY=1 writes the files
+	@test -n "$(VERSION)" || { echo "usage: make audit-restore STACK=<stack> VERSION=<n> [APPLY=1]"; exit 2; }
+	@$(PY) -m commands.audit restore --stack $(STACK) --version $(VERSION) $(if $(APPLY),--apply) $(ARGS)
+
+audit-verify: venv ## Check this checkout reproduces update VERSION of STACK (after audit-restore and charts-sync)
+	@test -n "$(VERSION)" || { echo "usage: make audit-verify STACK=<stack> VERSION=<n>"; exit 2; }
+	@$(PY) -m commands.audit verify --stack $(STACK) --version $(VERSION) $(ARGS)
+
+env-diff: venv ## Resolved values that differ between stacks A and B, and releases enabled in one only
+	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make env-diff A=<stack> B=<stack>"; exit 2; }
+	@$(PY) -m commands.envdiff $(A) $(B) $(ARGS)
 
 lint: venv
 	@$(VENV)/bin/ruff check .

@@ -12,6 +12,7 @@ from pulumi_kubernetes.helm import v3 as helm
 from components.hook import Hook, HookArgs
 from model.catalog import HelmOptions
 from model.catalog import Hook as HookSpec
+from model.postrender import PostRender, write_wrapper
 from model.values import set_path
 
 
@@ -38,6 +39,10 @@ class LocalReleaseArgs(TypedDict):
     """Steps run before install or before removal of the release."""
     after: Sequence[pulumi.Resource]
     """Resources that must be ready before this release starts (tier order, needs, namespace)."""
+    adopt: bool
+    """Import the release Helm already has under this name and namespace (Helmfile migration) instead of installing it."""
+    postrender: PostRender | None
+    """Helm post-render (patches, image registry): its wrapper is written and its effect named in the description."""
 
 
 class LocalRelease(pulumi.ComponentResource):
@@ -66,6 +71,14 @@ class LocalRelease(pulumi.ComponentResource):
                     Hook(f"{name}-{spec.name}", HookArgs(spec=spec, release=args["release_name"], trigger=args["chart_digest"]),
                          opts=pulumi.ResourceOptions(parent=self, depends_on=list(args["after"])))
                 )
+        description = f"chart {args['chart_version']} sha256:{args['chart_digest']}"
+        postrender = args["postrender"]
+        if postrender is not None:
+            # The provider runs the wrapper on install and upgrade; its relative path
+            # is the same on every machine, so only a change of what it does (in the
+            # description: patch digest, registry) makes an update.
+            write_wrapper(postrender)
+            description += f"; {postrender.description()}"
         release = helm.Release(
             f"{name}-release",
             helm.ReleaseArgs(
@@ -74,8 +87,9 @@ class LocalRelease(pulumi.ComponentResource):
                 chart=args["chart_path"],
                 values=_with_secrets(args["values"], args["secret_values"]),
                 # Helm compares only values and chart version; the digest makes
-                # any change of chart content an update of this release.
-                description=f"chart {args['chart_version']} sha256:{args['chart_digest']}",
+                # any change of chart content (or of its patches) an update of this release.
+                description=description,
+                postrender=postrender.wrapper if postrender else None,
                 atomic=options.atomic,
                 cleanup_on_fail=options.cleanup_on_fail,
                 timeout=options.timeout_s,
@@ -84,7 +98,11 @@ class LocalRelease(pulumi.ComponentResource):
                 max_history=options.max_history,
                 create_namespace=False,
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=before),
+            # The provider's import id of a Helm release is <namespace>/<name>. Pulumi
+            # imports it, then updates it to these inputs (chart path, description,
+            # options: one Helm revision); a later run without adopt is a normal diff.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=before,
+                                        import_=f"{args['namespace']}/{args['release_name']}" if args["adopt"] else None),
         )
         self.waits_for = before
         self.ready = [release]

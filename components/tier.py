@@ -52,6 +52,8 @@ class Tier(pulumi.ComponentResource):
                     helm=release.helm,
                     hooks=release.hooks,
                     after=after,
+                    adopt=release.adopt,
+                    postrender=release.postrender,
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )

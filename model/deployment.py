@@ -18,7 +18,9 @@ from model import charts as chartlib
 from model.catalog import Catalog, HelmOptions, Hook, Release, parse_helm_options
 from model.errors import InputError
 from model.graph import Plan, plan
-from model.settings import StackSettings
+from model.patches import check_patch_folders, release_patches
+from model.postrender import PostRender, check_registry, plan_postrender
+from model.settings import ADOPT_ALL, StackSettings
 from model.values import get_path, layer_values, mask
 
 OWN_CHARTS = Path("charts/own")
@@ -47,6 +49,10 @@ class ResolvedRelease:
     helm: HelmOptions
     hooks: tuple[Hook, ...]
     depends_on: tuple[str, ...]
+    postrender: PostRender | None = None
+    """Helm post-render (charts/patches/<release>/ patches, image registry), or None."""
+    adopt: bool = False
+    """Import the Helm release already in the cluster (Helmfile migration) instead of installing it."""
 
 
 @dataclass(frozen=True)
@@ -70,8 +76,14 @@ def enabled_releases(catalog: Catalog, settings: StackSettings) -> set[str]:
     return {r.name for r in catalog.releases if _enabled(r, settings)}
 
 
-def prepare(root: Path, catalog: Catalog, settings: StackSettings, present_secrets: set[str]) -> Deployment:
-    """Resolve and check a stack; raise InputError listing every problem found."""
+def prepare(root: Path, catalog: Catalog, settings: StackSettings, present_secrets: set[str], verify_charts: bool = True) -> Deployment:
+    """Resolve and check a stack; raise InputError listing every problem found.
+
+    verify_charts=False is for read-only comparisons (env-diff, audit) on a
+    checkout without synced archives: external charts are then taken from the
+    lock as recorded (or the declaration, with an empty digest), unchecked.
+    Everything that deploys keeps the default.
+    """
     known = catalog.by_name()
     enabled = enabled_releases(catalog, settings)
     graph = plan(catalog, enabled, set(settings.externals))
@@ -84,18 +96,40 @@ def prepare(root: Path, catalog: Catalog, settings: StackSettings, present_secre
     charts_root = root / settings.charts_dir
     external_needed = {known[n].chart.name for n in graph.order if known[n].chart.kind == "external"}
     lock: dict[str, chartlib.LockEntry] = {}
-    if external_needed:
+    if external_needed and verify_charts:
         try:
             lock = chartlib.verify_lock(charts_root, required=external_needed)
+        except InputError as error:
+            problems.extend(error.problems)
+    elif external_needed:
+        lock = chartlib.unverified_lock(charts_root)
+    problems.extend(check_patch_folders(root, known))
+    problems.extend(
+        f"Pulumi.{settings.stack}.yaml: astrago-deploy:adopt names {name!r}, which this stack does not deploy; "
+        f"adopt only enabled releases: {sorted(enabled)}"
+        for name in settings.adopt if name != ADOPT_ALL and name not in enabled
+    )
+    registry = None
+    if settings.offline.get("registry"):
+        try:
+            registry = check_registry(settings.offline["registry"], f"Pulumi.{settings.stack}.yaml: astrago-deploy:offline.registry")
         except InputError as error:
             problems.extend(error.problems)
     resolved: dict[str, ResolvedRelease] = {}
     for name in graph.order:
         release = known[name]
+        try:
+            # Patches are checked (syntax, folder against the catalog flag) here, at
+            # preview: the provider applies them only on install and upgrade.
+            patches = release_patches(root, name, release.patches)
+        except InputError as error:
+            problems.extend(error.problems)
+            continue
         if release.chart.kind == "external" and release.chart.name not in lock:
             continue  # already reported by verify_lock
         try:
-            resolved[name] = _resolve(root, release, graph, settings, known, lock)
+            resolved[name] = _resolve(root, release, graph, settings, known, lock,
+                                      plan_postrender(root, settings.stack, name, release.namespace, patches, registry))
         except InputError as error:
             problems.extend(error.problems)
     if problems:
@@ -128,7 +162,7 @@ def _enabled(release: Release, settings: StackSettings) -> bool:
 
 def _resolve(
     root: Path, release: Release, graph: Plan, settings: StackSettings,
-    known: dict[str, Release], lock: dict[str, chartlib.LockEntry],
+    known: dict[str, Release], lock: dict[str, chartlib.LockEntry], postrender: PostRender | None,
 ) -> ResolvedRelease:
     where = f"release {release.name!r}"
     if release.chart.kind == "local":
@@ -166,7 +200,7 @@ def _resolve(
         name=release.name, tier=release.tier, namespace=release.namespace,
         chart_path=chart_path, chart_name=release.chart.name, chart_version=version, chart_digest=digest, source=source,
         values=values, secret_paths=dict(release.secrets), helm=helm, hooks=release.hooks,
-        depends_on=graph.depends_on[release.name],
+        depends_on=graph.depends_on[release.name], postrender=postrender, adopt=settings.adopts(release.name),
     )
 
 

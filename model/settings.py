@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,10 @@ CLUSTER_KEYS = {"externalIP", "domain", "storageClass", "nfs"}
 NFS_KEYS = {"server", "path"}
 OFFLINE_KEYS = {"registry", "fileServer"}
 RELEASE_OVERRIDE_KEYS = {"enabled", "values", "helm"}
+# `adopt: [all]` adopts every release the stack enables.
+ADOPT_ALL = "all"
+# Pulumi's switch that writes the state only at the end of an update.
+SKIP_CHECKPOINTS = "PULUMI_SKIP_CHECKPOINTS"
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,12 @@ class StackSettings:
     """Release -> endpoint of the external service that replaces it."""
     charts_dir: str = "charts"
     """Folder holding external.yaml, versions.lock and external/ (an unpacked bundle too)."""
+    adopt: tuple[str, ...] = ()
+    """Releases to adopt from the cluster (Helmfile migration): names, or (ADOPT_ALL,)."""
+
+    def adopts(self, release: str) -> bool:
+        """Whether this run imports the release's existing Helm release instead of installing it."""
+        return ADOPT_ALL in self.adopt or release in self.adopt
 
     def platform_settings(self) -> dict[str, Any]:
         """The platform facts by the names the catalog's `settings` use."""
@@ -59,7 +70,7 @@ def parse_settings(stack: str, raw: dict[str, Any], catalog: Catalog) -> StackSe
     """Validate a stack's config objects; raise InputError naming every bad key.
 
     raw holds the config values by key without the project prefix: cluster,
-    offline, releases, externals, chartsDir (absent keys may be None).
+    offline, releases, externals, chartsDir, adopt (absent keys may be None).
     """
     where = f"Pulumi.{stack}.yaml"
     problems: list[str] = []
@@ -104,9 +115,42 @@ def parse_settings(stack: str, raw: dict[str, Any], catalog: Catalog) -> StackSe
     if not isinstance(charts_dir, str):
         problems.append(f"{where}: astrago-deploy:chartsDir must be a folder path")
         charts_dir = "charts"
+    adopt = _adopt(raw.get("adopt"), f"{where}: astrago-deploy:adopt", known, problems)
     if problems:
         raise InputError(*problems)
-    return StackSettings(stack=stack, cluster=cluster, offline={k: str(v) for k, v in offline.items()}, releases=releases, externals=externals, charts_dir=charts_dir)
+    return StackSettings(stack=stack, cluster=cluster, offline={k: str(v) for k, v in offline.items()}, releases=releases,
+                         externals=externals, charts_dir=charts_dir, adopt=adopt)
+
+
+def check_adoption(settings: StackSettings, environ: Mapping[str, str], dry_run: bool) -> None:
+    """Refuse an adopting update that would write Helm's stored values to the state unencrypted.
+
+    The provider imports a Helm release with the values Helm stored, credentials
+    included and not marked secret; the update that follows replaces them with the
+    program's encrypted values. Only the checkpoint saved between the two holds them,
+    so the update must run with Pulumi's checkpoints off (a preview writes no state).
+    """
+    if not settings.adopt or dry_run or environ.get(SKIP_CHECKPOINTS, "").lower() in ("1", "true"):
+        return
+    raise InputError(
+        f"Pulumi.{settings.stack}.yaml: astrago-deploy:adopt imports Helm releases whose stored values (credentials included) "
+        f"Pulumi would checkpoint unencrypted before updating them; run this update with {SKIP_CHECKPOINTS}=true, "
+        f"which writes only the final, encrypted state: `{SKIP_CHECKPOINTS}=true make up STACK={settings.stack}`"
+    )
+
+
+def _adopt(value: Any, where: str, known: dict[str, Any], problems: list[str]) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        problems.append(f"{where} must be a list of release names (or [{ADOPT_ALL}]), not {value!r}")
+        return ()
+    if ADOPT_ALL in value and len(value) > 1:
+        problems.append(f"{where}: {ADOPT_ALL!r} already means every enabled release; list either [{ADOPT_ALL}] or release names, not both")
+    for name in value:
+        if name != ADOPT_ALL and name not in known:
+            problems.append(f"{where} names {name!r}, which is not a release of the catalog; known releases: {sorted(known)}")
+    return tuple(value)
 
 
 def _mapping(value: Any, where: str, problems: list[str]) -> dict[str, Any]:
