@@ -42,7 +42,7 @@ PULUMI := $(TOOLS)/pulumi
 TARGETS = targets="$$($(PY) -m commands.targets --stack $(STACK) --tier '$(TIER)' --release '$(RELEASE)')";
 
 .PHONY: help setup venv tools doctor cluster cluster-down stack up preview destroy refresh \
-        test lint lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff unit e2e go-test values secret charts-sync charts-verify clean
+        test lint lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff images bundle unbundle unit e2e go-test values secret charts-sync charts-verify clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -116,6 +116,16 @@ audit-verify: venv ## Check this checkout reproduces update VERSION of STACK (af
 env-diff: venv ## Resolved values that differ between stacks A and B, and releases enabled in one only
 	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make env-diff A=<stack> B=<stack>"; exit 2; }
 	@$(PY) -m commands.envdiff $(A) $(B) $(ARGS)
+
+images: setup ## Render STACK's releases; write images/<stack>.lock.yaml; warn about images not at the offline registry
+	@$(PY) -m commands.images --stack $(STACK) $(ARGS)
+
+bundle: setup ## Pack STACK's charts, images lock, stack file(s) and tool pins into OUT (default astrago-STACK-bundle.tar.gz)
+	@$(PY) -m commands.bundle create --stack $(STACK) --out $(or $(OUT),astrago-$(STACK)-bundle.tar.gz) $(ARGS)
+
+unbundle: venv ## Check BUNDLE against its SHA256SUMS, then unpack it into INTO (default: BUNDLE without .tar.gz)
+	@test -n "$(BUNDLE)" || { echo "usage: make unbundle BUNDLE=<file.tar.gz> [INTO=<new folder>]"; exit 2; }
+	@$(PY) -m commands.bundle unpack --bundle $(BUNDLE) $(if $(INTO),--into $(INTO)) $(ARGS)
 
 lint: venv
 	@$(VENV)/bin/ruff check .
