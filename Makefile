@@ -42,7 +42,7 @@ PULUMI := $(TOOLS)/pulumi
 TARGETS = targets="$$($(PY) -m commands.targets --stack $(STACK) --tier '$(TIER)' --release '$(RELEASE)')";
 
 .PHONY: help setup venv tools doctor cluster cluster-down stack up preview destroy refresh \
-        test lint lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff images bundle unbundle unit e2e go-test values secret charts-sync charts-verify clean
+        test lint lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff images bundle unbundle diff drift recover unit e2e go-test values secret charts-sync charts-verify clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -116,6 +116,15 @@ audit-verify: venv ## Check this checkout reproduces update VERSION of STACK (af
 env-diff: venv ## Resolved values that differ between stacks A and B, and releases enabled in one only
 	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make env-diff A=<stack> B=<stack>"; exit 2; }
 	@$(PY) -m commands.envdiff $(A) $(B) $(ARGS)
+
+diff: setup ## Objects and fields `up` would change in each Helm release of STACK (secrets masked); exit 1 when any differ
+	@$(PY) -m commands.diff --stack $(STACK) $(if $(RELEASE),--release $(RELEASE))
+
+drift: setup stack ## What changed behind the program's back in STACK (refresh preview + each release's objects); exit 1 on drift
+	@$(PY) -m commands.drift --stack $(STACK)
+
+recover: setup stack ## Repair STACK after an interrupted `up`: stale lock, pending operations, pending Helm releases
+	@$(PY) -m commands.recover --stack $(STACK) $(if $(RELEASE),--release $(RELEASE)) $(ARGS)
 
 images: setup ## Render STACK's releases; write images/<stack>.lock.yaml; warn about images not at the offline registry
 	@$(PY) -m commands.images --stack $(STACK) $(ARGS)

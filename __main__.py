@@ -4,15 +4,18 @@ This is the only module that reads config. Everything is validated by
 `model.deployment.prepare` before the first resource is registered.
 """
 
+import os
 from pathlib import Path
 
 import pulumi
+from pulumi.runtime.mocks import MockMonitor
 
 from components.platform import Platform, PlatformArgs
 from model.catalog import load_catalog
 from model.deployment import prepare, product_endpoints
 from model.errors import InputError
-from model.settings import parse_settings
+from model.pending import check_not_pending
+from model.settings import check_adoption, parse_settings
 from model.stackfile import INHERITED_KEYS, with_inherited
 
 ROOT = Path(__file__).resolve().parent
@@ -24,13 +27,19 @@ try:
     raw = {key: config.get_object(key) for key in INHERITED_KEYS if key != "chartsDir"}
     raw["chartsDir"] = config.get("chartsDir")
     raw = with_inherited(ROOT, raw, config.get("inherits"))
+    # Adoption is a one-off step of one stack: never inherited.
+    raw["adopt"] = config.get_object("adopt")
     # A secret counts as set when it has a value; it must also be encrypted.
     present = {key for key in catalog.secret_keys() if pulumi.runtime.get_config(f"{config.name}:{key}")}
     plaintext = sorted(key for key in present if not pulumi.runtime.is_config_secret(f"{config.name}:{key}"))
     if plaintext:
         raise InputError(*(f"Pulumi.{stack}.yaml: {key} is stored in plain text; set it again with `pulumi config set --secret {key} --stack {stack}`" for key in plaintext))
     settings = parse_settings(stack, raw, catalog)
+    check_adoption(settings, os.environ, pulumi.runtime.is_dry_run())
     deployment = prepare(ROOT, catalog, settings, present)
+    # A release left pending by an interrupted update blocks Helm: refuse before anything acts, at preview too (one kubectl call).
+    if not isinstance(pulumi.runtime.settings.get_monitor(), MockMonitor):  # unit tests run under mocks, with no cluster
+        check_not_pending(stack, [(r.namespace, r.name) for r in catalog.releases], pulumi.log.warn)
 except InputError as error:
     raise pulumi.RunError(f"stack {stack!r} cannot be deployed; nothing was changed:\n{error}") from None
 

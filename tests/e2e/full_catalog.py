@@ -1,0 +1,75 @@
+"""The full four-tier catalog deployed on the e2e cluster, and the project's commands run against it.
+
+As in test_lifecycle.py: stand-ins of the external charts, served by a real
+chart repository on 127.0.0.1 and synced into a project copy's lock, the
+product's own charts as they are, the `stage` stack's settings with the
+values the simulated cluster needs. Used by the diff and drift tests.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from commands.charts import sync
+from tests.chart_repo import build_repo, serve
+from tests.e2e.conftest import ROOT, E2EStack, copy_project, dispose, new_stack
+
+# The simulated cluster has no volume provisioner; the product must not wait for volumes.
+KWOK_VALUES = {"astrago": {"values": {"mariadb": {"persistence": {"enabled": False}}, "storage": {"workloadLogs": {"enabled": False}}}}}
+
+
+@dataclass
+class Catalog:
+    """The deployed stack and how long its first `up` took."""
+
+    stack: E2EStack
+    up_s: float
+
+
+@contextmanager
+def deployed_catalog(root: Path, engine_env: dict[str, str], prefix: str) -> Iterator[Catalog]:
+    """Deploy every release of the catalog on a throwaway stack; destroy it afterwards."""
+    project = copy_project(root / "project")
+    declared = yaml.safe_load((ROOT / "charts" / "external.yaml").read_text())["charts"]
+    (root / "repo").mkdir()
+    with serve(root / "repo") as repo:
+        build_repo(root / "repo", [(c["name"], c["version"]) for c in declared], repo.url)
+        for chart in declared:
+            chart["repository"] = repo.url
+        (project / "charts" / "external.yaml").write_text(yaml.safe_dump({"charts": declared}))
+        sync(project / "charts", None, 120)
+    stack = new_stack(project, engine_env, "stage", {"releases": KWOK_VALUES}, prefix=prefix)
+    try:
+        started = time.monotonic()
+        result = stack.stack.up(message="e2e: full catalog", color="never")
+        assert result.summary.result == "succeeded", result.stderr
+        yield Catalog(stack=stack, up_s=time.monotonic() - started)
+    finally:
+        dispose(stack)
+
+
+@dataclass
+class Run:
+    """One run of a project command."""
+
+    code: int
+    out: str
+    err: str
+    seconds: float
+
+
+def command(module: str, stack: E2EStack, *args: str, timeout_s: float = 600) -> Run:
+    """`python -m commands.<module> --stack <stack> --project <copy>` as `make` runs it, timed."""
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", f"commands.{module}", "--stack", stack.name, "--project", str(stack.project), *args],
+                            capture_output=True, text=True, timeout=timeout_s, cwd=ROOT, env={**os.environ, **stack.env})
+    return Run(code=result.returncode, out=result.stdout, err=result.stderr, seconds=time.monotonic() - started)

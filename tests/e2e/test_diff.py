@@ -1,0 +1,102 @@
+"""`make diff` against the full catalog on the e2e cluster: only what differs, secrets never shown.
+
+The tests share one deployment and run in order; each puts the stack back
+as it found it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pulumi import automation as auto
+
+from model.catalog import load_catalog
+from tests.e2e.conftest import ROOT, SECRETS
+from tests.e2e.full_catalog import Catalog, command, deployed_catalog
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory, engine_env: dict[str, str]) -> Iterator[Catalog]:
+    with deployed_catalog(tmp_path_factory.mktemp("diff"), engine_env, "e2e-diff") as deployed:
+        yield deployed
+
+
+def _no_secret_in(text: str, *extra: str) -> None:
+    for key, value in [*SECRETS.items(), *(("new", e) for e in extra)]:
+        assert value not in text, f"{key} printed in plain text"
+
+
+def test_right_after_up_nothing_differs(catalog: Catalog) -> None:
+    run = command("diff", catalog.stack)
+    print(f"\nfull catalog: up {catalog.up_s:.1f}s; make diff (12 releases, nothing changed) {run.seconds:.1f}s")
+    releases = len(load_catalog(ROOT / "catalog" / "releases.yaml").releases)
+    # keycloak's and harbor's stand-ins keep every value, their secrets too, in a ConfigMap: equal only if masked on both sides.
+    assert run.code == 0, run.out + run.err
+    assert run.out.strip() == f"diff: no difference in {releases} release(s)", run.out
+    _no_secret_in(run.out + run.err)
+
+
+def test_a_changed_value_shows_only_its_objects_and_fields(catalog: Catalog) -> None:
+    stack = catalog.stack.stack
+    stack.set_config("releases.flux.values.replicas", auto.ConfigValue("3"), path=True)
+    run = command("diff", catalog.stack)
+    print(f"\nmake diff, one value changed: {run.seconds:.1f}s\n{run.out}")
+    assert run.code == 1, run.out + run.err
+    headers = [line for line in run.out.splitlines() if line.startswith("# ")]
+    assert len(headers) == 1 and headers[0].startswith("# flux (namespace flux; compared with revision 1)"), headers
+    assert "~ apps/v1 Deployment flux/flux" in run.out and "~ v1 ConfigMap flux/flux-values" in run.out
+    changed = [line.split() for line in run.out.splitlines() if line.startswith(("    -", "    +"))]
+    assert ["-", "replicas:", "1"] in changed and ["+", "replicas:", "3"] in changed, changed
+    assert "image:" not in run.out, "unchanged fields beyond a few lines of context are not printed"
+    stack.up(color="never", message="e2e: flux replicas 3")
+    after = command("diff", catalog.stack)
+    assert after.code == 0, after.out + after.err
+
+
+def test_a_secret_change_is_never_printed(catalog: Catalog) -> None:
+    stack = catalog.stack.stack
+    rotated = "e2e-rotated-Zq77"
+    stack.set_config("keycloakAdminPassword", auto.ConfigValue(rotated, secret=True))
+    before = command("diff", catalog.stack)
+    # Rendered from masked values: the keycloak Secret and its values ConfigMap differ only in what is masked.
+    assert before.code == 0, before.out + before.err
+    _no_secret_in(before.out + before.err, rotated)
+    stack.up(color="never", message="e2e: rotate the keycloak admin password")
+    after = command("diff", catalog.stack)
+    assert after.code == 0, after.out + after.err
+    _no_secret_in(after.out + after.err, rotated)
+
+
+def test_a_release_not_installed_is_all_new(catalog: Catalog) -> None:
+    catalog.stack.helm("uninstall", "mpi-operator", "--namespace", "mpi-operator", "--wait", "--timeout", "60s")
+    try:
+        run = command("diff", catalog.stack)
+        assert run.code == 1, run.out + run.err
+        assert "# mpi-operator (namespace mpi-operator; not installed: every object is new): 0 changed, 2 new, 0 removed" in run.out, run.out
+        assert "+ apps/v1 Deployment mpi-operator/mpi-operator" in run.out and "+ v1 ConfigMap mpi-operator/mpi-operator-values" in run.out
+        only = command("diff", catalog.stack, "--release", "flux")
+        assert only.code == 0, "--release limits the comparison to one release"
+    finally:
+        # The state still holds the release: refresh drops it, up installs it again.
+        catalog.stack.stack.refresh(color="never")
+        catalog.stack.stack.up(color="never", message="e2e: reinstall mpi-operator")
+    assert command("diff", catalog.stack).code == 0
+
+
+def test_bad_input_exits_2_before_asking_the_cluster(catalog: Catalog, tmp_path: Path) -> None:
+    unknown = command("diff", catalog.stack, "--release", "no-such-release")
+    assert unknown.code == 2 and "not enabled" in unknown.err, unknown.err
+    missing = tmp_path / "missing-kubeconfig"
+    env = {**catalog.stack.env, "KUBECONFIG": str(missing)}
+    saved = catalog.stack.env
+    catalog.stack.env = env
+    try:
+        run = command("diff", catalog.stack)
+    finally:
+        catalog.stack.env = saved
+    assert run.code == 2 and str(missing) in run.err, run.err
+    helm = json.loads(catalog.stack.helm("list", "-A", "-o", "json"))
+    assert all(r["status"] == "deployed" for r in helm), "nothing was changed"
