@@ -37,12 +37,14 @@ endif
 endif
 
 PULUMI := $(TOOLS)/pulumi
+# Every preview and update is checked by the project's policy pack (policy/README.md).
+POLICY_PACK := --policy-pack $(ROOT)/policy
 # Selective runs: TIER=<tier> or RELEASE=<name> become --target options,
 # checked against the catalog first (an unknown name stops the run).
 TARGETS = targets="$$($(PY) -m commands.targets --stack $(STACK) --tier '$(TIER)' --release '$(RELEASE)')";
 
 .PHONY: help setup venv tools doctor cluster cluster-down stack up preview destroy refresh \
-        test lint lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff images bundle unbundle diff drift recover unit e2e go-test values secret charts-sync charts-verify clean
+        test lint lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff images bundle unbundle diff drift recover policy unit e2e go-test values secret charts-sync charts-verify clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -75,16 +77,19 @@ stack: setup
 
 up: setup $(if $(LOCAL_CLUSTER),cluster) stack ## Deploy STACK (default: local onto `make cluster`)
 	@# --continue-on-error: one failing release must not stop unrelated ones (its dependants still wait).
-	@$(TARGETS) $(PULUMI) up --yes --continue-on-error --stack $(STACK) --message "$$(python3 toolchain/update_message.py)" $$targets $(ARGS)
+	@$(TARGETS) $(PULUMI) up --yes --continue-on-error --stack $(STACK) $(POLICY_PACK) --message "$$(python3 toolchain/update_message.py)" $$targets $(ARGS)
 
 preview: setup stack ## Show what `up` would change (the diff)
-	@$(TARGETS) $(PULUMI) preview --stack $(STACK) $$targets $(ARGS)
+	@$(TARGETS) $(PULUMI) preview --stack $(STACK) $(POLICY_PACK) $$targets $(ARGS)
 
 refresh: setup stack ## Read the cluster's state into the stack
 	@$(PULUMI) refresh --yes --stack $(STACK) $(ARGS)
 
 destroy: setup stack ## Remove everything STACK deployed, in reverse tier order
 	@$(TARGETS) $(PULUMI) destroy --yes --stack $(STACK) $$targets $(ARGS)
+
+policy: setup stack ## Check STACK against the policy pack (a preview; changes nothing)
+	@$(PULUMI) preview --stack $(STACK) $(POLICY_PACK) --suppress-outputs $(ARGS)
 
 values: venv ## Print the resolved values of RELEASE (or all) for STACK, secrets masked
 	@$(PY) -m commands.values --stack $(STACK) $(if $(RELEASE),--release $(RELEASE))

@@ -4,9 +4,9 @@
 // CLI cannot run a Python program without one. This host does the small part
 // the project needs: it runs programs through the exec shim that ships in the
 // pulumi/sdk/v3 module (copied next to this binary at build time), reports the
-// resource plugins of the packages installed in the program's virtualenv, and
-// answers the few other RPCs the CLI and the Automation API make. Everything
-// else returns codes.Unimplemented.
+// resource plugins of the packages installed in the program's virtualenv, runs
+// Python plugins (policy packs), and answers the few other RPCs the CLI and the
+// Automation API make. Everything else returns codes.Unimplemented.
 package main
 
 import (
@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,7 +35,9 @@ import (
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"github.com/pulumi/pulumi/sdk/v3/python/toolchain"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/structpb"
 )
@@ -48,6 +51,10 @@ const (
 	// sdkModule is the module whose version this host reports, so the go.mod pin is the one source.
 	sdkModule = "github.com/pulumi/pulumi/sdk/v3"
 )
+
+// pluginStopGrace is how long a plugin has to exit after SIGINT before it is killed: the engine
+// gives its own plugins the same 5 s (plugin.Plugin's kill) before SIGKILL. A var for the tests.
+var pluginStopGrace = 5 * time.Second
 
 func main() {
 	// The CLI starts language plugins as `<bin> [--logtostderr] [-v=N] [--tracing URL] <engine address>`;
@@ -84,6 +91,9 @@ func main() {
 			cmdutil.Exit(fmt.Errorf("starting the engine health check: %w", err))
 		}
 	}
+	// Plugins started by RunPlugin end with the host: the server's graceful stop waits for
+	// running RPCs, and a policy pack never returns by itself.
+	h.stopped = ctx.Done()
 	stop := make(chan bool)
 	go func() { <-ctx.Done(); close(stop) }()
 
@@ -126,6 +136,8 @@ type host struct {
 	tracing string // tracing endpoint forwarded to the program
 
 	engine atomic.Value // engine gRPC address (string); set at start or by Handshake
+
+	stopped <-chan struct{} // closed when the host shuts down; nil (never) in tests
 }
 
 func (h *host) engineAddress() string {
@@ -301,6 +313,127 @@ func (h *host) startDebugging(ctx context.Context, project string, port int) err
 		Message: fmt.Sprintf("on port %d", port),
 	})
 	return err
+}
+
+// RunPlugin runs a plugin written in Python: for this project, a policy pack (PulumiPolicy.yaml
+// with `runtime: python`). The engine starts such a pack through its runtime's language host
+// (pkg/resource/plugin.ExecPlugin in v3.259.0): Info is the pack's folder (root and program
+// directory) with PulumiPolicy.yaml's runtime options, Pwd is the engine's working directory (the
+// Pulumi project), Env is the engine's whole environment, and Args are the engine's address after
+// any --logtostderr, -v and --tracing flags. As upstream's host does for a folder with a
+// __main__.py, it runs `<python> -u <pack folder> <args>` in Pwd. The engine reads the plugin's
+// gRPC port from the first line of stdout, so stdout and stderr are streamed back as they are
+// written (-u: pulumi-policy writes the port without a flush), then the exit code. The child
+// gets SIGINT, then SIGKILL after pluginStopGrace, when the engine cancels the call (it does so
+// to stop the plugin) or goes away, and when this host shuts down.
+func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest,
+	server grpc.ServerStreamingServer[pulumirpc.RunPluginResponse],
+) error {
+	info := req.GetInfo()
+	if info == nil || info.GetProgramDirectory() == "" {
+		return status.Error(codes.InvalidArgument, "RunPlugin needs the plugin's ProgramInfo (its folder and runtime options)")
+	}
+	if req.GetAttachDebugger() {
+		return status.Error(codes.Unimplemented, "this language host cannot start a plugin under a debugger")
+	}
+	dir := info.GetProgramDirectory()
+	// Upstream also runs buildable packages through `pulumi.run.plugin`; a pack here is a folder.
+	if _, err := os.Stat(filepath.Join(dir, "__main__.py")); err != nil {
+		return status.Errorf(codes.FailedPrecondition, "plugin %s has no __main__.py, which this language host runs: %v", dir, err)
+	}
+
+	// Like upstream, a plugin runs in a virtualenv, `venv` in its folder unless its runtime options
+	// name one (this project's pack names the project's: ../.venv); never in the ambient Python.
+	opts := info.GetOptions().AsMap()
+	if opts["virtualenv"] == nil && (opts["toolchain"] == nil || opts["toolchain"] == "pip") {
+		opts["virtualenv"] = "venv"
+	}
+	withVenv, err := structpb.NewStruct(opts)
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "plugin runtime options: %v", err)
+	}
+	tc, err := validPython(server.Context(), &pulumirpc.ProgramInfo{
+		RootDirectory: info.GetRootDirectory(), ProgramDirectory: dir, EntryPoint: ".", Options: withVenv,
+	})
+	if err != nil {
+		return status.Errorf(codes.FailedPrecondition, "plugin %s: %v", dir, err)
+	}
+
+	ctx, cancel := context.WithCancel(server.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-h.stopped:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	cmd, err := tc.Command(ctx, append([]string{"-u", dir}, req.GetArgs()...)...)
+	if err != nil {
+		return err
+	}
+	// SIGINT first: pulumi-policy stops its server on KeyboardInterrupt. WaitDelay bounds both the
+	// wait after it and the wait for pipes a leftover grandchild might hold open.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = pluginStopGrace
+
+	// The engine's environment, with the virtualenv activated on top (its PATH first). Entries
+	// without "=" are dropped: ActivateVirtualEnv asserts on them, which would crash the host.
+	env := make([]string, 0, len(req.GetEnv())+2)
+	for _, kv := range req.GetEnv() {
+		if strings.Contains(kv, "=") {
+			env = append(env, kv)
+		}
+	}
+	if len(req.GetEnv()) == 0 {
+		env = os.Environ()
+	}
+	if venv, err := tc.VirtualEnvPath(ctx); err == nil && venv != "" {
+		env = toolchain.ActivateVirtualEnv(env, venv)
+	}
+	cmd.Env = env
+	cmd.Dir = req.GetPwd()
+
+	// exec copies stdout and stderr in two goroutines, and a gRPC stream takes one sender at a time.
+	var sendMu sync.Mutex
+	send := func(msg *pulumirpc.RunPluginResponse) error {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		return server.Send(msg)
+	}
+	cmd.Stdout = streamWriter(func(b []byte) error {
+		return send(&pulumirpc.RunPluginResponse{Output: &pulumirpc.RunPluginResponse_Stdout{Stdout: b}})
+	})
+	cmd.Stderr = streamWriter(func(b []byte) error {
+		return send(&pulumirpc.RunPluginResponse{Output: &pulumirpc.RunPluginResponse_Stderr{Stderr: b}})
+	})
+	logging.V(5).Infof("running plugin %s %s in %s", cmd.Path, strings.Join(cmd.Args[1:], " "), cmd.Dir)
+
+	err = cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		// Stopped on purpose: the engine no longer reads this stream, or the host is going away.
+		return status.FromContextError(ctx.Err()).Err()
+	case err == nil:
+		return send(&pulumirpc.RunPluginResponse{Output: &pulumirpc.RunPluginResponse_Exitcode{Exitcode: 0}})
+	case errors.As(err, &exit):
+		// ExitCode is -1 for a child ended by a signal; the engine reports any non-zero code.
+		return send(&pulumirpc.RunPluginResponse{Output: &pulumirpc.RunPluginResponse_Exitcode{Exitcode: int32(exit.ExitCode())}})
+	default:
+		return status.Errorf(codes.Internal, "could not run plugin %s with %s: %v", dir, cmd.Path, err)
+	}
+}
+
+// streamWriter is an io.Writer that sends each write as one message (exec hands it what the
+// child wrote, in order); a failed send (the engine went away) fails the write.
+type streamWriter func([]byte) error
+
+func (w streamWriter) Write(b []byte) (int, error) {
+	if err := w(b); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // pluginDep is one resource plugin declared by an installed package's pulumi-plugin.json.
