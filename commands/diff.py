@@ -40,16 +40,15 @@ from commands.live import (
     deployed_revision,
     helm_releases,
     key_text,
-    kubeconfig_problem,
     mask_object,
     parse_manifest,
     release_manifest,
     release_secret_values,
+    resolve_for_cluster,
     run,
     scrub,
     tool,
 )
-from commands.values import resolve_stack
 from model.catalog import load_catalog
 from model.deployment import Deployment, ResolvedRelease
 from model.errors import InputError
@@ -233,19 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds each helm/kubectl call may take (default 120)")
     args = parser.parse_args(argv)
     root = args.project.resolve()
-    try:
-        deployment = resolve_stack(args.stack, root, args.charts_dir)
-    except InputError as error:
-        print(f"error: stack {args.stack}:\n{error}", file=sys.stderr)
-        return 2
+    deployment = resolve_for_cluster(args.stack, root, args.charts_dir)
+    if isinstance(deployment, int):
+        return deployment
     names = [args.release] if args.release else list(deployment.releases)
     unknown = [n for n in names if n not in deployment.releases]
     if unknown:
         print(f"error: {unknown} not enabled in stack {args.stack}; enabled: {list(deployment.releases)}", file=sys.stderr)
-        return 2
-    problem = kubeconfig_problem()
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
         return 2
     catalog = load_catalog(root / "catalog" / "releases.yaml")
     try:

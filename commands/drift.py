@@ -40,13 +40,11 @@ from commands.live import (
     ToolError,
     deployed_revision,
     helm_releases,
-    kubeconfig_problem,
     parse_manifest,
+    resolve_for_cluster,
     run,
     tool,
 )
-from commands.values import resolve_stack
-from model.errors import InputError
 from model.values import MASK
 
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
@@ -235,15 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds the refresh may take; each helm/kubectl call gets at most 120 (default 300)")
     args = parser.parse_args(argv)
     root = args.project.resolve()
-    try:
-        deployment = resolve_stack(args.stack, root, args.charts_dir)
-    except InputError as error:
-        print(f"error: stack {args.stack}:\n{error}", file=sys.stderr)
-        return 2
-    problem = kubeconfig_problem()
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+    deployment = resolve_for_cluster(args.stack, root, args.charts_dir)
+    if isinstance(deployment, int):
+        return deployment
     call_timeout = min(args.timeout, 120.0)
     modes = {name: release.helm.drift_mode for name, release in deployment.releases.items()}
     findings: list[Finding] = []

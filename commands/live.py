@@ -211,3 +211,25 @@ def kubeconfig_problem() -> str | None:
     if (Path.home() / ".kube" / "config").is_file():
         return None
     return "no kubeconfig: set KUBECONFIG (the make targets set it to .state/kubeconfig for the local stack)"
+
+
+def resolve_for_cluster(stack: str, root: Path, charts_dir: str | None) -> Any:
+    """A stack resolved for commands that talk to its cluster, or the exit code 2 after saying why.
+
+    Shared by diff and drift: the stack must resolve and a kubeconfig must be usable.
+    """
+    import sys
+
+    from commands.values import resolve_stack
+    from model.errors import InputError
+
+    try:
+        deployment = resolve_stack(stack, root, charts_dir)
+    except InputError as error:
+        print(f"error: stack {stack}:\n{error}", file=sys.stderr)
+        return 2
+    problem = kubeconfig_problem()
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    return deployment

@@ -37,6 +37,8 @@ E2E_CLUSTER = ("--name", _E2E_NAME, "--workdir", str(ROOT / ".state" / f"kwok-{_
 PASSPHRASE = "e2e-only-passphrase"
 # Copied into each throwaway project: what the program reads, nothing else.
 PROJECT_PARTS = ("Pulumi.yaml", "__main__.py", "catalog", "charts", "components", "model", "values")
+# The simulated cluster has no volume provisioner: the product must not wait for volumes.
+KWOK_VALUES = {"astrago": {"values": {"mariadb": {"persistence": {"enabled": False}}, "storage": {"workloadLogs": {"enabled": False}}}}}
 SECRETS = {
     "keycloakAdminPassword": "e2e-kc-admin-Zq81", "keycloakClientSecret": "e2e-kc-client-Zq82",
     "mariadbRootPassword": "e2e-db-root-Zq83", "mariadbPassword": "e2e-db-user-Zq84",

@@ -21,10 +21,7 @@ import yaml
 
 from commands.charts import sync
 from tests.chart_repo import build_repo, serve
-from tests.e2e.conftest import ROOT, E2EStack, copy_project, dispose, new_stack
-
-# The simulated cluster has no volume provisioner; the product must not wait for volumes.
-KWOK_VALUES = {"astrago": {"values": {"mariadb": {"persistence": {"enabled": False}}, "storage": {"workloadLogs": {"enabled": False}}}}}
+from tests.e2e.conftest import KWOK_VALUES, ROOT, E2EStack, copy_project, dispose, new_stack
 
 
 @dataclass

@@ -25,11 +25,9 @@ from pulumi import automation as auto
 from commands.charts import sync
 from model.catalog import load_catalog
 from tests.chart_repo import build_repo, serve
-from tests.e2e.conftest import ROOT, E2EStack, copy_project, dispose, new_stack
+from tests.e2e.conftest import KWOK_VALUES, ROOT, E2EStack, copy_project, dispose, new_stack
 
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
-# The simulated cluster has no volume provisioner; the product must not wait for volumes.
-KWOK_VALUES = {"astrago": {"values": {"mariadb": {"persistence": {"enabled": False}}, "storage": {"workloadLogs": {"enabled": False}}}}}
 
 
 @dataclass

@@ -23,8 +23,7 @@ from commands.charts import sync
 from model.catalog import load_catalog
 from model.charts import load_lock
 from tests.chart_repo import build_repo, serve
-from tests.e2e.conftest import ROOT, copy_project, dispose, new_stack
-from tests.e2e.test_lifecycle import KWOK_VALUES
+from tests.e2e.conftest import KWOK_VALUES, ROOT, copy_project, dispose, new_stack
 
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 
