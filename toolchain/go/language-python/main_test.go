@@ -329,3 +329,49 @@ func TestRunPlugin(t *testing.T) {
 		}
 	})
 }
+
+// About answers from the program's virtualenv interpreter with one process: its real
+// executable path and its version, without running pip.
+func TestAbout(t *testing.T) {
+	python3, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatal("python3 is not on PATH; TestAbout asks a real interpreter")
+	}
+	venv := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(venv, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A wrapper that logs its arguments, so the test sees which commands About ran.
+	log := filepath.Join(venv, "calls.log")
+	writeFile(t, venv, "bin/python", "#!/bin/sh\necho \"$@\" >> "+log+"\nexec "+python3+" \"$@\"\n")
+	if err := os.Chmod(filepath.Join(venv, "bin", "python"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, venv, "pyvenv.cfg", "home = "+filepath.Dir(python3)+"\n")
+	options, err := structpb.NewStruct(map[string]any{"virtualenv": venv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	project := t.TempDir()
+	resp, err := (&host{}).About(t.Context(), &pulumirpc.AboutRequest{Info: &pulumirpc.ProgramInfo{
+		RootDirectory: project, ProgramDirectory: project, EntryPoint: ".", Options: options,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := exec.Command(python3, "-c", "import platform, sys; print(sys.executable); print(platform.python_version())").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(want)), "\n")
+	if resp.GetVersion() != lines[1] || resp.GetExecutable() == "" {
+		t.Fatalf("About = %q %q, want version %q and an executable", resp.GetExecutable(), resp.GetVersion(), lines[1])
+	}
+	calls, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(string(calls), "\n"); got != 1 || strings.Contains(string(calls), "pip") {
+		t.Fatalf("About ran %d interpreter commands (%q), want one and no pip", got, calls)
+	}
+}
