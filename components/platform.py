@@ -6,9 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
 import pulumi
-from pulumi_kubernetes.core.v1 import Namespace, NamespaceInitArgs
-from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
+from components.namespace import Namespace
 from components.tier import Tier, TierArgs
 from model.deployment import Deployment
 
@@ -43,8 +42,7 @@ class Platform(pulumi.ComponentResource):
         for release in deployment.releases.values():
             if release.namespace not in namespaces:
                 namespaces[release.namespace] = Namespace(
-                    f"{name}-ns-{release.namespace}",
-                    NamespaceInitArgs(metadata=ObjectMetaArgs(name=release.namespace, labels=MANAGED_BY)),
+                    f"{name}-ns-{release.namespace}", release.namespace, MANAGED_BY,
                     opts=pulumi.ResourceOptions(parent=self),
                 )
         ready: dict[str, Sequence[pulumi.Resource]] = {}

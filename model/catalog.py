@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 
 from model.errors import InputError
+from model.yamlload import safe_load
 
 HOOK_WHEN = ("preInstall", "preDelete")
 HOOK_CHECKS = ("node-label",)
@@ -121,7 +122,7 @@ class Catalog:
 def load_catalog(path: Path) -> Catalog:
     """Read and validate the catalog file."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = safe_load(path.read_text())
     except FileNotFoundError:
         raise InputError(f"{path}: the release catalog is missing") from None
     except yaml.YAMLError as error:

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from model.errors import InputError
+from model.yamlload import safe_load
 
 DECLARED_FILE = "external.yaml"
 LOCK_FILE = "versions.lock"
@@ -76,7 +77,7 @@ def chart_digest(path: Path) -> str:
 
 def chart_version(chart_dir: Path) -> str:
     """The version in a chart directory's Chart.yaml."""
-    meta = yaml.safe_load((chart_dir / "Chart.yaml").read_text())
+    meta = safe_load((chart_dir / "Chart.yaml").read_text())
     return str(meta["version"])
 
 
@@ -84,7 +85,7 @@ def load_declared(charts: Path) -> dict[str, DeclaredChart]:
     path = charts / DECLARED_FILE
     if not path.is_file():
         raise InputError(f"{path}: the list of external charts is missing")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = safe_load(path.read_text()) or {}
     declared: dict[str, DeclaredChart] = {}
     for index, raw in enumerate(data.get("charts") or []):
         if not isinstance(raw, dict) or not all(isinstance(raw.get(k), str) and raw[k] for k in ("name", "repository", "version")):
@@ -101,7 +102,7 @@ def load_lock(charts: Path) -> dict[str, LockEntry]:
     if not path.is_file():
         return {}
     try:
-        data: Any = yaml.safe_load(path.read_text()) or {}
+        data: Any = safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise InputError(f"{path}: not valid YAML ({error}); regenerate it with `{SYNC_HINT} ARGS=--refresh`") from None
     entries: dict[str, LockEntry] = {}

@@ -22,6 +22,7 @@ from model.patches import check_patch_folders, release_patches
 from model.postrender import PostRender, check_registry, plan_postrender
 from model.settings import ADOPT_ALL, StackSettings
 from model.values import get_path, layer_values, mask
+from model.yamlload import safe_load
 
 OWN_CHARTS = Path("charts/own")
 VALUES_DIR = Path("values")
@@ -209,7 +210,7 @@ def _base_values(root: Path, name: str) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise InputError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(data, dict):
