@@ -44,7 +44,7 @@ POLICY_PACK := --policy-pack $(ROOT)/policy
 TARGETS = targets="$$($(PY) -m commands.targets --stack $(STACK) --tier '$(TIER)' --release '$(RELEASE)')";
 
 .PHONY: help setup venv tools doctor cluster cluster-down stack up preview destroy refresh \
-        test lint lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff images bundle unbundle diff drift recover policy unit e2e go-test values secret charts-sync charts-verify clean
+        test lint lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff images bundle unbundle diff drift recover policy unit e2e go-test values secret charts-sync charts-verify bench-setup bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -165,6 +165,12 @@ e2e: setup postgres
 test: setup postgres lint typecheck lint-ci ## Run every test: lint, types, unit, Go, end-to-end (cluster + engine)
 	@$(PY) -m pytest tests -q
 	@cd toolchain/go/language-python && GOFLAGS=-mod=readonly go test ./... >/dev/null && echo "go test: language host ok"
+
+bench-setup: setup ## Build the bench-only tools (Helmfile, helm-diff) from their pinned modules
+	@python3 toolchain/build_tools.py --bench
+
+bench: bench-setup ## Benchmarks against Helmfile, scale and parallelism (not part of `make test`; ~15 min)
+	@$(PY) -m bench.run $(ARGS)
 
 clean: cluster-down ## Remove local state (keeps the toolchain and caches)
 	@rm -rf $(STATE)

@@ -76,6 +76,8 @@ class Module:
     """Pulumi plugin to register from the first binary: kind, name, version."""
     outputs: tuple[str, ...] = ()
     """Other files the generate step puts in .tools/bin (checked like binaries)."""
+    bench_only: bool = False
+    """Used only by `make bench`: built by `make bench-setup` (or when named), never by `make setup`."""
 
     @property
     def path(self) -> Path:
@@ -101,6 +103,7 @@ def load_modules(path: Path = TOOLCHAIN / "tools.toml") -> list[Module]:
                     generate=tuple(entry.get("generate", [])),
                     plugin=entry.get("plugin"),
                     outputs=tuple(entry.get("outputs", [])),
+                    bench_only=bool(entry.get("bench_only", False)),
                 )
             )
         except KeyError as missing:
@@ -241,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="build only these modules (default: all)")
     parser.add_argument("--force", action="store_true", help="rebuild even when the stamp matches")
+    parser.add_argument("--bench", action="store_true", help="also build the bench-only modules (Helmfile, helm-diff)")
     args = parser.parse_args(argv)
     try:
         modules = load_modules()
@@ -256,7 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         folder.mkdir(parents=True, exist_ok=True)
     # Plugins must register after the CLI exists: build pulumi first.
     ordered = sorted(modules, key=lambda m: (m.plugin is not None, m.name != "pulumi"))
-    built = [m.name for m in ordered if (not args.modules or m.name in args.modules) and build(m, go, args.force)]
+    # Bench-only tools cost minutes of compiling that `make setup` and CI do not need.
+    wanted = [m for m in ordered if m.name in args.modules] if args.modules else [m for m in ordered if args.bench or not m.bench_only]
+    built = [m.name for m in wanted if build(m, go, args.force)]
     print(f"setup: toolchain ready in {BIN.relative_to(ROOT)} ({'built: ' + ', '.join(built) if built else 'nothing to build'})")
     return 0
 

@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     print("tools:")
     go = go_version()
     for module in load_modules():
+        if module.bench_only and not any((BIN / b.name).exists() for b in module.binaries):
+            print(f"  {module.name:26} (bench only, not built: `make bench-setup`)")
+            continue
         folder = PLUGINS if module.plugin else BIN
         stamp = STAMPS / f"{module.name}.sha256"
         stale = not stamp.is_file() or stamp.read_text() != stamp_of(module, go)

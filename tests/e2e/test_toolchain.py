@@ -23,6 +23,8 @@ def _run(*cmd: str, env: dict[str, str] | None = None, timeout: float = 120) -> 
 
 def test_every_tool_reports_its_pinned_version() -> None:
     for module in build_tools.load_modules():
+        if module.bench_only:  # built by `make bench-setup`, not `make setup`
+            continue
         for binary in module.binaries:
             path = require((build_tools.PLUGINS if module.plugin else TOOLS) / binary.name, "make setup")
             if binary.version_args:
@@ -49,6 +51,24 @@ def test_a_second_setup_builds_nothing() -> None:
     out = _run(sys.executable, str(ROOT / "toolchain" / "build_tools.py"), timeout=600)
     assert out.returncode == 0 and "nothing to build" in out.stdout, out.stdout + out.stderr
     assert {p.name: p.stat().st_mtime_ns for p in TOOLS.iterdir()} == before, "a warm setup rewrote a tool"
+
+
+def test_setup_leaves_the_bench_only_tools_to_bench_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+    modules = build_tools.load_modules()
+    bench_only = {m.name for m in modules if m.bench_only}
+    assert bench_only == {"helmfile", "helm-diff"}
+    built: list[str] = []
+
+    def record(module: build_tools.Module, go: tuple[int, int], force: bool) -> bool:
+        built.append(module.name)
+        return False
+
+    monkeypatch.setattr(build_tools, "build", record)
+    assert build_tools.main([]) == 0
+    assert set(built) == {m.name for m in modules} - bench_only, "make setup builds every tool but the bench's"
+    built.clear()
+    assert build_tools.main(["--bench"]) == 0
+    assert set(built) == {m.name for m in modules}, "make bench-setup builds them all"
 
 
 def test_a_changed_pin_rebuilds_only_its_module() -> None:
