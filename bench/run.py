@@ -50,7 +50,7 @@ from pulumi.runtime.proto import events_pb2_grpc
 from bench.helmfile_gen import secret_env, write_helmfile
 from bench.synthetic import write_synthetic
 from commands.values import resolve_stack
-from tests.e2e.conftest import KWOK_VALUES, PASSPHRASE, SECRETS, E2EStack, copy_project, new_stack, sync_standins
+from tests.e2e.conftest import KWOK_VALUES, SECRETS, E2EStack, copy_project, engine_environment, new_stack, sync_standins
 from tests.e2e.test_lifecycle import Recorder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -276,18 +276,10 @@ def cluster(action: str) -> None:
 
 
 def engine_env(scratch: Path) -> dict[str, str]:
-    """As tests/e2e/conftest.py's engine_env: project plugins, no downloads, a file backend in the scratch folder."""
+    """The e2e tests' engine environment, on the bench cluster and a file backend in the scratch folder."""
     backend = scratch / "backend"
     backend.mkdir(parents=True, exist_ok=True)
-    return {
-        "PATH": f"{TOOLS}:{os.environ['PATH']}",
-        "PULUMI_HOME": str(ROOT / ".tools" / "pulumi-home"),
-        "PULUMI_SKIP_UPDATE_CHECK": "1",
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-        "PULUMI_BACKEND_URL": f"file://{backend}",
-        "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-        "KUBECONFIG": str(CLUSTER_KUBECONFIG),
-    }
+    return engine_environment(backend, CLUSTER_KUBECONFIG)
 
 
 def bench_project(target: Path) -> Path:

@@ -66,10 +66,8 @@ def cluster() -> Iterator[Path]:
         subprocess.run([*script, "down", *E2E_CLUSTER], capture_output=True, text=True, timeout=300)
 
 
-@pytest.fixture(scope="session")
-def engine_env(cluster: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Environment for the engine: project plugins, no downloads, a temporary file backend."""
-    backend = tmp_path_factory.mktemp("backend")
+def engine_environment(backend: Path, kubeconfig: Path) -> dict[str, str]:
+    """Environment for the engine: project plugins, no downloads, a file backend in `backend`."""
     return {
         "PATH": f"{TOOLS}:{os.environ['PATH']}",
         "PULUMI_HOME": str(ROOT / ".tools" / "pulumi-home"),
@@ -77,8 +75,14 @@ def engine_env(cluster: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
         "PULUMI_BACKEND_URL": f"file://{backend}",
         "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-        "KUBECONFIG": str(cluster),
+        "KUBECONFIG": str(kubeconfig),
     }
+
+
+@pytest.fixture(scope="session")
+def engine_env(cluster: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The engine's environment for the session's cluster and a temporary file backend."""
+    return engine_environment(tmp_path_factory.mktemp("backend"), cluster)
 
 
 def copy_project(target: Path) -> Path:
