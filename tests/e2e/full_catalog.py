@@ -17,11 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from commands.charts import sync
-from tests.chart_repo import build_repo, serve
-from tests.e2e.conftest import KWOK_VALUES, ROOT, E2EStack, copy_project, dispose, new_stack
+from tests.e2e.conftest import KWOK_VALUES, ROOT, E2EStack, copy_project, dispose, new_stack, sync_standins
 
 
 @dataclass
@@ -36,14 +32,7 @@ class Catalog:
 def deployed_catalog(root: Path, engine_env: dict[str, str], prefix: str) -> Iterator[Catalog]:
     """Deploy every release of the catalog on a throwaway stack; destroy it afterwards."""
     project = copy_project(root / "project")
-    declared = yaml.safe_load((ROOT / "charts" / "external.yaml").read_text())["charts"]
-    (root / "repo").mkdir()
-    with serve(root / "repo") as repo:
-        build_repo(root / "repo", [(c["name"], c["version"]) for c in declared], repo.url)
-        for chart in declared:
-            chart["repository"] = repo.url
-        (project / "charts" / "external.yaml").write_text(yaml.safe_dump({"charts": declared}))
-        sync(project / "charts", None, 120)
+    sync_standins(project, root)
     stack = new_stack(project, engine_env, "stage", {"releases": KWOK_VALUES}, prefix=prefix)
     try:
         started = time.monotonic()
