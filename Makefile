@@ -37,6 +37,10 @@ endif
 endif
 
 PULUMI := $(TOOLS)/pulumi
+# The simulated cluster is disposable (`make cluster-down` deletes its data), so on it `up` and
+# `preview` read the cluster first: after a new cluster the releases show as missing and are
+# installed again, instead of "unchanged" from a state that describes the old cluster.
+LOCAL_REFRESH := $(if $(LOCAL_CLUSTER),--refresh)
 # Every preview and update is checked by the project's policy pack (policy/README.md).
 POLICY_PACK := --policy-pack $(ROOT)/policy
 # Selective runs: TIER=<tier> or RELEASE=<name> become --target options,
@@ -77,10 +81,10 @@ stack: setup
 
 up: setup $(if $(LOCAL_CLUSTER),cluster) stack ## Deploy STACK (default: local onto `make cluster`)
 	@# --continue-on-error: one failing release must not stop unrelated ones (its dependants still wait).
-	@$(TARGETS) $(PULUMI) up --yes --continue-on-error --stack $(STACK) $(POLICY_PACK) --message "$$(python3 toolchain/update_message.py)" $$targets $(ARGS)
+	@$(TARGETS) $(PULUMI) up --yes --continue-on-error $(LOCAL_REFRESH) --stack $(STACK) $(POLICY_PACK) --message "$$(python3 toolchain/update_message.py)" $$targets $(ARGS)
 
 preview: setup stack ## Show what `up` would change (the diff)
-	@$(TARGETS) $(PULUMI) preview --stack $(STACK) $(POLICY_PACK) $$targets $(ARGS)
+	@$(TARGETS) $(PULUMI) preview $(LOCAL_REFRESH) --stack $(STACK) $(POLICY_PACK) $$targets $(ARGS)
 
 refresh: setup stack ## Read the cluster's state into the stack
 	@$(PULUMI) refresh --yes --stack $(STACK) $(ARGS)

@@ -1,0 +1,29 @@
+"""Makefile: what `make up` and `make preview` run, read with `make -n` (nothing is executed)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from tests.conftest import ROOT
+
+
+def _pulumi_command(target: str, stack: str = "local", kubeconfig: str | None = None) -> str:
+    """The pulumi command line `make <target> STACK=<stack>` would run, KUBECONFIG set or not."""
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    if kubeconfig:
+        env["KUBECONFIG"] = kubeconfig
+    out = subprocess.run(["make", "-n", target, f"STACK={stack}"], capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
+    assert out.returncode == 0, out.stderr
+    [line] = [line for line in out.stdout.splitlines() if f"/pulumi {target} " in line]
+    return line
+
+
+def test_up_and_preview_refresh_first_on_the_disposable_local_cluster() -> None:
+    assert "--refresh" in _pulumi_command("up")
+    assert "--refresh" in _pulumi_command("preview")
+
+
+def test_with_another_kubeconfig_or_stack_nothing_is_refreshed_implicitly() -> None:
+    assert "--refresh" not in _pulumi_command("up", kubeconfig="/elsewhere/kubeconfig")
+    assert "--refresh" not in _pulumi_command("preview", stack="dev")
