@@ -46,7 +46,7 @@ from model.catalog import load_catalog
 from model.charts import load_lock, sha256_file
 from model.errors import InputError
 from model.stackfile import PROJECT
-from model.values import MASK
+from model.values import MASK, flatten
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BACKEND = f"file://{ROOT / '.state' / 'backend'}"
@@ -307,16 +307,6 @@ def _masked(value: Any) -> Any:
     if isinstance(value, list):
         return [_masked(v) for v in value]
     return value
-
-
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Leaves of nested maps by dotted path; lists, secrets and empty maps are leaves."""
-    if isinstance(value, dict) and value:
-        flat: dict[str, Any] = {}
-        for key, child in value.items():
-            flat.update(flatten(child, f"{prefix}.{key}" if prefix else str(key)))
-        return flat
-    return {prefix: value}
 
 
 def show(value: Any) -> str:

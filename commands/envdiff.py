@@ -22,6 +22,7 @@ from typing import Any
 from commands.values import resolve_stack
 from model.deployment import Deployment, ResolvedRelease
 from model.errors import InputError
+from model.values import flatten
 
 ROOT = Path(__file__).resolve().parent.parent
 ABSENT = "(absent)"
@@ -54,16 +55,6 @@ class EnvDiff:
         return not (self.only_a or self.only_b or self.releases)
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Leaves of nested maps by dotted path; lists and empty maps are leaves."""
-    if isinstance(value, dict) and value:
-        flat: dict[str, Any] = {}
-        for key, child in value.items():
-            flat.update(_flatten(child, f"{prefix}.{key}" if prefix else str(key)))
-        return flat
-    return {prefix: value}
-
-
 def _show(value: Any) -> str:
     return ABSENT if value is _MISSING else json.dumps(value, sort_keys=True)
 
@@ -82,8 +73,8 @@ def compare(a_name: str, a: Deployment, b_name: str, b: Deployment, only: str | 
     diff.only_a = sorted(names_a - names_b)
     diff.only_b = sorted(names_b - names_a)
     for name in sorted(names_a & names_b):
-        left = {**_release_facts(a.releases[name]), **{f"values.{k}": v for k, v in _flatten(a.masked_values(name)).items()}}
-        right = {**_release_facts(b.releases[name]), **{f"values.{k}": v for k, v in _flatten(b.masked_values(name)).items()}}
+        left = {**_release_facts(a.releases[name]), **{f"values.{k}": v for k, v in flatten(a.masked_values(name)).items()}}
+        right = {**_release_facts(b.releases[name]), **{f"values.{k}": v for k, v in flatten(b.masked_values(name)).items()}}
         changes = []
         for path in sorted(set(left) | set(right)):
             old, new = left.get(path, _MISSING), right.get(path, _MISSING)

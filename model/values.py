@@ -77,3 +77,13 @@ def mask(values: Mapping[str, Any], secret_paths: list[str] | tuple[str, ...]) -
     for dotted in secret_paths:
         set_path(masked, dotted, MASK)
     return masked
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Leaves of nested maps by dotted path; lists, secrets and empty maps are leaves."""
+    if isinstance(value, dict) and value:
+        flat: dict[str, Any] = {}
+        for key, child in value.items():
+            flat.update(flatten(child, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: value}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from model.errors import InputError
-from model.values import MASK, deep_merge, get_path, layer_values, mask, set_path
+from model.values import MASK, deep_merge, flatten, get_path, layer_values, mask, set_path
 
 
 def test_deep_merge_merges_maps_and_replaces_the_rest() -> None:
@@ -45,3 +45,8 @@ def test_mask_replaces_secret_paths_only() -> None:
     assert masked["db"] == {"password": MASK, "user": "astrago"}
     assert get_path(masked, "keycloak.clientSecret") == MASK
     assert values["db"]["password"] == "hunter2"
+
+
+def test_flatten_names_each_leaf_by_its_dotted_path() -> None:
+    assert flatten({"a": {"b": 1, "c": [1, 2], "d": {}}, "e": "x"}) == {"a.b": 1, "a.c": [1, 2], "a.d": {}, "e": "x"}
+    assert flatten({}) == {"": {}}
