@@ -46,7 +46,7 @@ from commands.values import resolve_stack
 from model.catalog import load_catalog
 from model.deployment import Deployment, ResolvedRelease
 from model.errors import InputError
-from model.postrender import DOCKER_HUB, check_registry, rewrite_image
+from model.postrender import check_registry, rewrite_image, split_image
 from model.stackfile import stack_settings
 from model.values import deep_merge, get_path
 
@@ -234,19 +234,10 @@ def _has_tag(reference: str) -> bool:
 
 def canonical(reference: str) -> str:
     """A reference in full form (docker.io/library/..., :latest) so equal images compare equal."""
-    name, at, digest = reference.partition("@")
-    first, slash, rest = name.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost"):
-        domain, path = first, rest
-    else:
-        domain, path = "docker.io", name
-    if domain in DOCKER_HUB:
-        domain = "docker.io"
-        if "/" not in path:
-            path = f"library/{path}"
-    if not _has_tag(path) and not at:
+    domain, path, digest = split_image(reference)
+    if not _has_tag(path) and not digest:
         path += ":latest"
-    return f"{domain}/{path}{at}{digest}"
+    return f"{domain}/{path}{digest}"
 
 
 # --- chart defaults -----------------------------------------------------------

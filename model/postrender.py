@@ -137,15 +137,28 @@ def rewrite_image(image: str, registry: str) -> str:
     """
     if not image or image.startswith(registry + "/"):
         return image
-    name, at, digest = image.partition("@")
+    _, path, digest = split_image(image)
+    return f"{registry}/{path}{digest}"
+
+
+def split_image(reference: str) -> tuple[str, str, str]:
+    """(domain, path with tag, '@digest' or '') as container runtimes read a reference.
+
+    The first segment is a registry only when it looks like a host (a dot, a
+    port or localhost); otherwise the image is on Docker Hub, whose one-segment
+    names live under library/: 'nginx:1.27' -> ('docker.io', 'library/nginx:1.27', '').
+    """
+    name, at, digest = reference.partition("@")
     first, slash, rest = name.partition("/")
     if slash and ("." in first or ":" in first or first == "localhost"):
         domain, path = first, rest
     else:
         domain, path = "docker.io", name
-    if domain in DOCKER_HUB and "/" not in path:
-        path = f"library/{path}"
-    return f"{registry}/{path}{at}{digest}"
+    if domain in DOCKER_HUB:
+        domain = "docker.io"
+        if "/" not in path:
+            path = f"library/{path}"
+    return domain, path, at + digest
 
 
 def rewrite_images(doc: Any, registry: str) -> Any:
