@@ -10,6 +10,7 @@ from pathlib import Path
 import pulumi
 from pulumi.runtime.mocks import MockMonitor
 
+from components.engine_log import drop_sdk_debug_lines
 from components.platform import Platform, PlatformArgs
 from model.catalog import load_catalog
 from model.deployment import prepare, product_endpoints
@@ -19,6 +20,8 @@ from model.settings import check_adoption, parse_settings
 from model.stackfile import INHERITED_KEYS, with_inherited
 
 ROOT = Path(__file__).resolve().parent
+# Five SDK debug lines per resource, each a blocking call to the engine: 0.1 s of every preview (components/engine_log.py).
+drop_sdk_debug_lines(os.environ)
 config = pulumi.Config()
 stack = pulumi.get_stack()
 

@@ -23,6 +23,7 @@ import yaml
 from pulumi import automation as auto
 
 from commands.charts import sync
+from components.engine_log import KEEP_ENV
 from model.catalog import load_catalog
 from tests.chart_repo import build_repo, serve
 from tests.e2e.conftest import KWOK_VALUES, ROOT, E2EStack, copy_project, dispose, new_stack
@@ -133,6 +134,27 @@ def test_a_second_preview_and_a_refresh_show_no_changes(deployed: Deployed) -> N
     deployed.stack.stack.refresh(color="never")
     again = deployed.stack.stack.preview(expect_no_changes=True, color="never")
     assert set(again.change_summary) == {"same"}, again.change_summary
+
+
+def _sdk_debug_lines(recorder: Recorder) -> list[str]:
+    """The SDK's "registering resource" debug lines for the program's resources (the stack's own comes before the program runs)."""
+    return [e.diagnostic_event.message for _, e in recorder.events
+            if e.diagnostic_event and e.diagnostic_event.severity == "debug" and "registering resource" in e.diagnostic_event.message
+            and "ty=pulumi:pulumi:Stack," not in e.diagnostic_event.message]
+
+
+def test_the_sdks_debug_lines_stay_in_the_program_unless_asked_for(deployed: Deployed) -> None:
+    """components/engine_log.py: no per-resource debug call reaches the engine; ASTRAGO_SDK_DEBUG=1 brings them back."""
+    assert _sdk_debug_lines(deployed.up) == [], "the up's events carry the SDK's per-resource debug lines"
+    workspace = deployed.stack.stack.workspace
+    original = workspace.env_vars
+    workspace.env_vars = {**original, KEEP_ENV: "1"}
+    try:
+        recorder = Recorder()
+        deployed.stack.stack.preview(on_event=recorder, color="never")
+    finally:
+        workspace.env_vars = original
+    assert len(_sdk_debug_lines(recorder)) >= len(recorder.steps("same")), "ASTRAGO_SDK_DEBUG=1 should keep one line per registration"
 
 
 def test_one_changed_value_is_one_update_naming_the_key(deployed: Deployed) -> None:
