@@ -160,15 +160,18 @@ typecheck: venv
 unit: venv
 	@$(PY) -m pytest tests/unit -q
 
+# Go code written here (the others under toolchain/go are upstream modules, pinned).
+OWN_GO_MODULES := language-python hooks-provider
+
 go-test: tools
-	@cd toolchain/go/language-python && GOFLAGS=-mod=readonly go test ./...
+	@for m in $(OWN_GO_MODULES); do (cd toolchain/go/$$m && GOFLAGS=-mod=readonly go test ./...); done
 
 e2e: setup postgres
 	@$(PY) -m pytest tests/e2e -q
 
 test: setup postgres lint typecheck lint-ci ## Run every test: lint, types, unit, Go, end-to-end (cluster + engine)
 	@$(PY) -m pytest tests -q
-	@cd toolchain/go/language-python && GOFLAGS=-mod=readonly go test ./... >/dev/null && echo "go test: language host ok"
+	@for m in $(OWN_GO_MODULES); do (cd toolchain/go/$$m && GOFLAGS=-mod=readonly go test ./... >/dev/null && echo "go test: $$m ok"); done
 
 bench-setup: setup ## Build the bench-only tools (Helmfile, helm-diff) from their pinned modules
 	@python3 toolchain/build_tools.py --bench

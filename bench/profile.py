@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         wall, record = bench.preview(stack, expect="none")
         report["preview_under_cprofile_s"] = wall
         report["program_record"] = record
-        # The program runs under the exec shim; other Python processes (the dynamic provider of the hooks) apart.
+        # The program runs under the exec shim; other Python processes (a policy pack, say) apart.
         for prof in sorted(profiles.glob("*.prof")):
             report[f"python:{prof.name}"] = program_profile(prof)
         stack.env = {k: v for k, v in stack.env.items() if k not in ("PYTHONPATH", "ASTRAGO_BENCH_WHOLE_PROFILE")}

@@ -198,8 +198,8 @@ class Bench:
         recorder = Recorder()
         with event_stream(recorder) as events:
             wall, _ = self.pulumi(stack, "preview", "--event-log", events, *extra)
-        # Provider resources are left out, as the engine's change summary does: a
-        # config change shows as an "update" of the dynamic provider, which does nothing.
+        # Provider resources are left out, as the engine's change summary does
+        # (a default provider's step is bookkeeping, not a change of the platform).
         steps = [e.resource_pre_event.metadata for _, e in recorder.events
                  if e.resource_pre_event and not e.resource_pre_event.metadata.type.startswith("pulumi:providers:")]
         changes = [step.op for step in steps if step.op not in ("same", "read")]

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from model.catalog import load_catalog
+from model.catalog import HOOK_RESOURCE_TYPE, load_catalog
 from model.deployment import enabled_releases
 from model.errors import InputError
 from model.stackfile import PROJECT, stack_settings
@@ -43,7 +43,7 @@ def target_urns(stack: str, tier: str, release: str, enabled: set[str]) -> list[
     for r in chosen:
         # Exact names: a glob on "keycloak-*" would also select keycloak-addons.
         urns.append(f"{prefix}$kubernetes:helm.sh/v3:Release::astrago-{r.tier}-{r.name}-release")
-        urns.extend(f"{prefix}$pulumi-python:dynamic:Resource::astrago-{r.tier}-{r.name}-{h.name}" for h in r.hooks)
+        urns.extend(f"{prefix}${HOOK_RESOURCE_TYPE}::astrago-{r.tier}-{r.name}-{h.name}" for h in r.hooks)
     return urns
 
 

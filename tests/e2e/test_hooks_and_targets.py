@@ -61,9 +61,13 @@ def test_gpu_preflight_fails_clearly_without_gpu_nodes_and_is_skipped_in_preview
 def test_release_target_updates_only_that_release(gpu_stack: E2EStack) -> None:
     stack = gpu_stack.stack
     stack.up(color="never")
+    enabled = stack_enabled(gpu_stack.name, gpu_stack.project)
+    # RELEASE= names exact URNs: the Helm release and its hooks, as the engine recorded them.
+    deployed_urns = {r["urn"] for r in (stack.export_stack().deployment or {}).get("resources", [])}
+    operator = target_urns(gpu_stack.name, tier="", release="gpu-operator", enabled=enabled)
+    assert len(operator) == 2 and set(operator) <= deployed_urns, (operator, sorted(deployed_urns))
     stack.set_config("releases.keycloak-addons.values.realm.displayName", auto.ConfigValue("Astrago Targeted"), path=True)
     stack.set_config("releases.gpu-process-exporter.values.schedule", auto.ConfigValue("*/2 * * * *"), path=True)
-    enabled = stack_enabled(gpu_stack.name, gpu_stack.project)
     targets = target_urns(gpu_stack.name, tier="", release="keycloak-addons", enabled=enabled)
     result = stack.up(target=targets, color="never")
     changes = result.summary.resource_changes or {}

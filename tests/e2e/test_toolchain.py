@@ -38,6 +38,8 @@ def test_plugins_resolve_from_the_project_cache_without_downloads(tmp_path: Path
     listing = json.loads(_run(str(TOOLS / "pulumi"), "plugin", "ls", "--json", env=env).stdout)
     kubernetes = [p for p in listing if p["name"] == "kubernetes" and p["kind"] == "resource"]
     assert [p["version"] for p in kubernetes] == ["4.25.0"], listing
+    hooks = [p for p in listing if p["name"] == "astrago-hooks" and p["kind"] == "resource"]
+    assert [p["version"] for p in hooks] == ["0.1.0"], listing
     # The plugin is a file inside the project's cache, installed from our own build.
     installed = build_tools.PULUMI_HOME / "plugins" / "resource-kubernetes-v4.25.0" / "pulumi-resource-kubernetes"
     assert installed.is_file() and installed.stat().st_size == (build_tools.PLUGINS / "pulumi-resource-kubernetes").stat().st_size

@@ -11,6 +11,7 @@ import pulumi
 import pytest
 import yaml
 
+from components.hook import Hook
 from tests.conftest import ROOT, TEST_SECRETS, RunProgram
 from tests.standin_charts import build_charts_dir
 
@@ -76,14 +77,14 @@ def test_needs_inside_a_tier_are_honoured(run_program: RunProgram) -> pulumi.Out
 def test_gpu_operator_waits_for_its_gpu_node_check(run_program: RunProgram) -> pulumi.Output[None]:
     run = run_program("dev")
     operator = run.module.platform.tiers[0].releases["gpu-operator"]
-    hooks = [r for r in operator.waits_for if isinstance(r, pulumi.dynamic.Resource)]
+    hooks = [r for r in operator.waits_for if isinstance(r, Hook)]
     assert len(hooks) == 1, "gpu-operator should have exactly one preInstall hook"
 
     def verify(args: list[Any]) -> None:
         urn, label = args
         assert label == "nvidia.com/gpu.present=true", f"{urn}: checks label {label}"
 
-    return pulumi.Output.all(hooks[0].urn, hooks[0].label).apply(verify)  # type: ignore[attr-defined,no-any-return]
+    return pulumi.Output.all(hooks[0].urn, hooks[0].label).apply(verify)
 
 
 def test_dev_and_prod_differ_where_the_design_says(run_program: RunProgram) -> None:
