@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
 import pulumi
-from pulumi_kubernetes.helm import v3 as helm
 
+from components.helm_release import HelmRelease, HelmReleaseArgs
 from components.hook import Hook, HookArgs
 from model.catalog import HelmOptions
 from model.catalog import Hook as HookSpec
@@ -79,9 +79,9 @@ class LocalRelease(pulumi.ComponentResource):
             # description: patch digest, registry) makes an update.
             write_wrapper(postrender)
             description += f"; {postrender.description()}"
-        release = helm.Release(
+        release = HelmRelease(
             f"{name}-release",
-            helm.ReleaseArgs(
+            HelmReleaseArgs(
                 name=args["release_name"],
                 namespace=args["namespace"],
                 chart=args["chart_path"],
@@ -114,8 +114,8 @@ class LocalRelease(pulumi.ComponentResource):
                     Hook(f"{name}-{spec.name}", HookArgs(spec=spec, release=args["release_name"], trigger=args["chart_digest"]),
                          opts=pulumi.ResourceOptions(parent=self, depends_on=[release]))
                 )
-        self.status = release.status.apply(lambda s: s.status or "unknown")
-        self.revision = release.status.apply(lambda s: s.revision or 0)
+        self.status = release.status.apply(lambda s: (s or {}).get("status") or "unknown")
+        self.revision = release.status.apply(lambda s: (s or {}).get("revision") or 0)
         self.chart = pulumi.Output.from_input(args["chart_path"])
         self.version = pulumi.Output.from_input(args["chart_version"])
         self.digest = pulumi.Output.from_input(args["chart_digest"])
