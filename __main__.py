@@ -10,14 +10,21 @@ from pathlib import Path
 import pulumi
 from pulumi.runtime.mocks import MockMonitor
 
-from components.engine_log import drop_sdk_debug_lines
-from components.platform import Platform, PlatformArgs
-from model.catalog import load_catalog
-from model.deployment import prepare, product_endpoints
-from model.errors import InputError
-from model.pending import check_not_pending
-from model.settings import check_adoption, parse_settings
-from model.stackfile import INHERITED_KEYS, with_inherited
+from model.pending import PendingQuery, check_not_pending
+
+# A release left pending by an interrupted update blocks Helm: the pre-flight asks the
+# cluster with one kubectl call (~30 ms), started here so it answers while the program
+# loads and read before anything registers. Unit tests run under mocks, with no cluster.
+pending_query = None if isinstance(pulumi.runtime.settings.get_monitor(), MockMonitor) else PendingQuery()
+
+# The rest is imported after the query starts, on purpose.
+from components.engine_log import drop_sdk_debug_lines  # noqa: E402
+from components.platform import Platform, PlatformArgs  # noqa: E402
+from model.catalog import load_catalog  # noqa: E402
+from model.deployment import prepare, product_endpoints  # noqa: E402
+from model.errors import InputError  # noqa: E402
+from model.settings import check_adoption, parse_settings  # noqa: E402
+from model.stackfile import INHERITED_KEYS, with_inherited  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 # Five SDK debug lines per resource, each a blocking call to the engine: 0.1 s of every preview (components/engine_log.py).
@@ -40,11 +47,14 @@ try:
     settings = parse_settings(stack, raw, catalog)
     check_adoption(settings, os.environ, pulumi.runtime.is_dry_run())
     deployment = prepare(ROOT, catalog, settings, present)
-    # A release left pending by an interrupted update blocks Helm: refuse before anything acts, at preview too (one kubectl call).
-    if not isinstance(pulumi.runtime.settings.get_monitor(), MockMonitor):  # unit tests run under mocks, with no cluster
-        check_not_pending(stack, [(r.namespace, r.name) for r in catalog.releases], pulumi.log.warn)
+    # Refused before anything acts, at preview too.
+    if pending_query is not None:
+        check_not_pending(stack, [(r.namespace, r.name) for r in catalog.releases], pulumi.log.warn, run=pending_query.run)
 except InputError as error:
     raise pulumi.RunError(f"stack {stack!r} cannot be deployed; nothing was changed:\n{error}") from None
+finally:
+    if pending_query is not None:
+        pending_query.close()
 
 platform = Platform(
     "astrago",

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-from pulumi_kubernetes import _utilities
+
+from components.kubernetes_provider import with_provider_defaults
 
 TYPE = "kubernetes:helm.sh/v3:Release"
 
@@ -68,7 +69,7 @@ class HelmRelease(pulumi.CustomResource):
 
     def __init__(self, resource_name: str, args: HelmReleaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         # The SDK's own defaults (provider plugin version): the same default provider as every other kubernetes resource.
-        opts = pulumi.ResourceOptions.merge(_utilities.get_resource_opts_defaults(), opts)
+        opts = with_provider_defaults(opts)
         props: dict[str, Any] = dict.fromkeys(_SDK_INPUTS)
         props.update({
             "name": args.name,

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pulumi
-from pulumi_kubernetes import _utilities
+
+from components.kubernetes_provider import with_provider_defaults
 
 TYPE = "kubernetes:core/v1:Namespace"
 
@@ -24,7 +25,7 @@ class Namespace(pulumi.CustomResource):
 
     def __init__(self, resource_name: str, name: str, labels: Mapping[str, str], opts: pulumi.ResourceOptions | None = None) -> None:
         # The SDK's own defaults (provider plugin version): the same default provider as every other kubernetes resource.
-        opts = pulumi.ResourceOptions.merge(_utilities.get_resource_opts_defaults(), opts)
+        opts = with_provider_defaults(opts)
         props = {
             "apiVersion": "v1",
             "kind": "Namespace",

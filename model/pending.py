@@ -44,9 +44,9 @@ class PendingCheckError(RuntimeError):
     """The cluster could not be asked (no kubectl, unreachable, forbidden, timeout)."""
 
 
-def kubectl_command(names: Iterable[str], timeout_s: float) -> list[str]:
-    """The one kubectl call: every Helm release Secret of these release names, metadata only."""
-    selector = f"owner=helm,name in ({','.join(sorted(set(names)))})"
+def kubectl_command(names: Iterable[str] | None, timeout_s: float) -> list[str]:
+    """The one kubectl call: every Helm release Secret (of these release names, if given), metadata only."""
+    selector = "owner=helm" if names is None else f"owner=helm,name in ({','.join(sorted(set(names)))})"
     return ["kubectl", "get", "secrets", "--all-namespaces", "--selector", selector,
             "--label-columns", ",".join(LABELS), "--no-headers", f"--request-timeout={int(timeout_s)}s"]
 
@@ -75,6 +75,44 @@ def parse_release_table(text: str) -> dict[tuple[str, str], tuple[int, str]]:
 
 def _run(command: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
+
+
+class PendingQuery:
+    """The pre-flight's kubectl call, started before it is needed and read when it is.
+
+    The program starts it first thing, so kubectl (about 30 ms) answers while
+    the program loads instead of before the first registration. It asks for
+    every Helm release's Secrets (find_pending keeps the stack's). `run` is a
+    Runner for find_pending and check_not_pending: it returns this call's
+    result, whatever command it is given.
+    """
+
+    def __init__(self, timeout_s: float = 20.0) -> None:
+        self.command = kubectl_command(None, timeout_s)
+        self.process: subprocess.Popen[str] | None = None
+        self.start_error = "kubectl is not on PATH"
+        if shutil.which("kubectl") is None:
+            return
+        try:
+            self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        except OSError as error:
+            self.start_error = f"kubectl could not be started: {error}"
+
+    def run(self, _command: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
+        if self.process is None:
+            raise PendingCheckError(self.start_error)
+        try:
+            out, err = self.process.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.close()
+            raise
+        return subprocess.CompletedProcess(self.command, self.process.returncode, out, err)
+
+    def close(self) -> None:
+        """Stop the call if it still runs (the program stopped before reading it)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
 
 
 def find_pending(releases: Iterable[tuple[str, str]], timeout_s: float = 20.0, run: Runner = _run) -> list[PendingRelease]:

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from model.errors import InputError
-from model.pending import PendingRelease, Runner, check_not_pending, describe, find_pending, kubectl_command, parse_release_table
+from model.pending import (
+    PendingQuery,
+    PendingRelease,
+    Runner,
+    check_not_pending,
+    describe,
+    find_pending,
+    kubectl_command,
+    parse_release_table,
+)
 
 # Captured from `kubectl get secrets -A -l 'owner=helm,...' -L name,status,version --no-headers` on the
 # local cluster after a rollback: revision 2 stays pending-upgrade, revision 3 is the one that counts.
@@ -82,3 +92,38 @@ def test_no_release_pending_passes_quietly() -> None:
     warnings: list[str] = []
     check_not_pending("dev", [("astrago", "astrago")], warnings.append, run=run)
     assert warnings == []
+
+
+def _fake_kubectl(tmp_path: Path, script: str) -> str:
+    """A `kubectl` on PATH that runs `script` (sh); returns the PATH to use."""
+    kubectl = tmp_path / "kubectl"
+    kubectl.write_text("#!/bin/sh\n" + script)
+    kubectl.chmod(0o755)
+    return f"{tmp_path}:/usr/bin:/bin"
+
+
+def test_a_query_started_early_answers_the_check_later(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    table = tmp_path / "table.txt"
+    table.write_text(TABLE)
+    monkeypatch.setenv("PATH", _fake_kubectl(tmp_path, f'echo "$@" > {tmp_path}/args; cat {table}\n'))
+    query = PendingQuery(timeout_s=20)
+    with pytest.raises(InputError) as refused:
+        check_not_pending("dev", [("keycloak", "keycloak-addons")], pytest.fail, run=query.run)
+    assert "'keycloak-addons'" in str(refused.value)
+    args = (tmp_path / "args").read_text()
+    assert "--selector owner=helm " in args, f"one call for every Helm release: {args}"
+
+
+def test_a_query_the_program_never_reads_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", _fake_kubectl(tmp_path, "exec sleep 600\n"))
+    query = PendingQuery(timeout_s=20)
+    assert query.process is not None and query.process.poll() is None
+    query.close()
+    assert query.process.poll() is not None, "close() must end the kubectl call"
+
+
+def test_a_query_without_kubectl_only_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    warnings: list[str] = []
+    check_not_pending("dev", [("astrago", "astrago")], warnings.append, run=PendingQuery().run)
+    assert len(warnings) == 1 and "kubectl is not on PATH" in warnings[0]
