@@ -22,11 +22,6 @@ from typing import Any
 
 from pulumi.dynamic import ResourceProvider
 
-# The state of old hooks names this class by its old home; pickle and dill
-# look it up there (components/hook.py answers with this class).
-LEGACY_MODULE = "components.hook"
-LEGACY_NAME = "_HookProvider"
-
 
 class _HookProvider(ResourceProvider):
     """Deletes a hook created by the dynamic provider: waits a preDelete hook's delay."""
@@ -37,4 +32,6 @@ class _HookProvider(ResourceProvider):
             time.sleep(delay)
 
 
-_HookProvider.__module__ = LEGACY_MODULE
+# The state of old hooks names this class by its old home, components.hook._HookProvider;
+# pickle and dill look it up there (components/hook.py answers with this class).
+_HookProvider.__module__ = "components.hook"

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"os/exec"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -265,5 +264,5 @@ func kubectlNodes(ctx context.Context, label string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("could not list nodes with kubectl: %w", err)
 	}
-	return slices.DeleteFunc(strings.Fields(string(out)), func(s string) bool { return s == "" }), nil
+	return strings.Fields(string(out)), nil
 }

@@ -123,7 +123,9 @@ func TestCreatePassesWithALabelledNodeAndKeepsTheInputs(t *testing.T) {
 }
 
 func TestCreateReportsAClusterThatCannotBeAsked(t *testing.T) {
-	failing := func(context.Context, string) ([]string, error) { return nil, errors.New("kubectl get nodes failed: connection refused") }
+	failing := func(context.Context, string) ([]string, error) {
+		return nil, errors.New("kubectl get nodes failed: connection refused")
+	}
 	_, err := newHooks(failing).Create(context.Background(), &pulumirpc.CreateRequest{Urn: urn, Properties: gpuCheck(t, "a")})
 	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("err = %v", err)
