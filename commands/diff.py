@@ -32,26 +32,13 @@ from typing import Any
 
 import yaml
 
-from commands.live import (
-    ROOT,
-    HelmRelease,
-    ObjectKey,
-    ToolError,
-    deployed_revision,
-    helm_releases,
-    key_text,
-    mask_object,
-    parse_manifest,
-    release_manifest,
-    release_secret_values,
-    resolve_for_cluster,
-    run,
-    scrub,
-    tool,
-)
+from cli.helm import HelmRelease, deployed_revision, helm_releases, release_manifest, release_secret_values
+from cli.process import ToolError, run, tool
+from commands.live import ROOT, resolve_for_cluster
 from model.catalog import load_catalog
 from model.deployment import Deployment, ResolvedRelease
 from model.errors import InputError
+from model.manifest import ObjectKey, key_text, mask_object, parse_manifest, scrub
 
 CONTEXT_LINES = 3
 

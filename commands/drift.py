@@ -34,17 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from commands.live import (
-    ROOT,
-    HelmRelease,
-    ToolError,
-    deployed_revision,
-    helm_releases,
-    parse_manifest,
-    resolve_for_cluster,
-    run,
-    tool,
-)
+from cli.helm import HelmRelease, deployed_revision, helm_releases
+from cli.process import ToolError, run, tool
+from commands.live import ROOT, resolve_for_cluster
+from model.manifest import parse_manifest
 from model.values import MASK
 
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"

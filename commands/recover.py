@@ -38,7 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from commands.live import ROOT, HelmRelease, ToolError, helm_history, helm_releases, kubeconfig_problem, run, tool
+from cli.helm import HelmRelease, helm_history, helm_releases
+from cli.process import ToolError, run, tool
+from commands.live import ROOT, kubeconfig_problem
 from model.catalog import load_catalog
 from model.errors import InputError
 from model.pending import PendingCheckError, PendingRelease, find_pending

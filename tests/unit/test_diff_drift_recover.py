@@ -9,8 +9,8 @@ from typing import Any
 
 from commands.diff import compare, object_diff, yaml_path
 from commands.drift import changes, namespace_changes, release_changes, steps
-from commands.live import mask_object, parse_manifest
 from commands.recover import Lock, rollback_target, stack_locks
+from model.manifest import mask_object, parse_manifest
 from model.values import MASK
 
 SECRET = "unit-db-Zq83-s3cr3t"
