@@ -27,7 +27,8 @@ export PULUMI_BACKEND_URL ?= file://$(STATE)/backend
 
 # The local stack's passphrase is documented and for local use only; every
 # other stack takes PULUMI_CONFIG_PASSPHRASE from the caller (CI secrets).
-ifeq ($(STACK),local)
+# local-full (`make up-full`) is the same kind of throwaway stack, with the realistic catalog.
+ifneq ($(filter local local-full,$(STACK)),)
 export PULUMI_CONFIG_PASSPHRASE ?= astrago-local
 # The local stack deploys onto `make cluster` unless a kubeconfig is given.
 ifeq ($(origin KUBECONFIG),undefined)
@@ -47,7 +48,7 @@ POLICY_PACK := --policy-pack $(ROOT)/policy
 # checked against the catalog first (an unknown name stops the run).
 TARGETS = targets="$$($(PY) -m commands.targets --stack $(STACK) --tier '$(TIER)' --release '$(RELEASE)')";
 
-.PHONY: help setup venv tools doctor cluster cluster-down stack up preview destroy refresh \
+.PHONY: help setup venv tools doctor cluster cluster-down stack up up-full preview destroy refresh \
         test lint lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff images bundle unbundle diff drift recover policy unit e2e go-test values secret charts-sync charts-verify bench-setup bench clean
 
 help: ## List the targets
@@ -69,8 +70,10 @@ tools: ## Build the pinned Go tools into .tools/bin (only what changed)
 doctor: ## Show every tool, the state backend and the cluster; fail on anything missing
 	@python3 toolchain/doctor.py $(ARGS)
 
-cluster: setup ## Start the local simulated cluster (no-op when it runs)
-	@python3 cluster/cluster.py up
+# ARGS reach cluster.py only for `make cluster` itself (`make up ARGS=...` are pulumi's):
+# `make cluster ARGS=--replace` (or RECREATE=1) replaces a half-dead cluster, losing what it runs.
+cluster: setup ## Start the local simulated cluster with volumes (no-op when it runs; a half-dead one only with ARGS=--replace)
+	@python3 cluster/cluster.py up $(if $(RECREATE),--replace) $(if $(filter cluster,$(MAKECMDGOALS)),$(ARGS))
 
 cluster-down: ## Stop the local cluster and remove its data
 	@python3 cluster/cluster.py down
@@ -82,6 +85,13 @@ stack: setup
 up: setup $(if $(LOCAL_CLUSTER),cluster) stack ## Deploy STACK (default: local onto `make cluster`)
 	@# --continue-on-error: one failing release must not stop unrelated ones (its dependants still wait).
 	@$(TARGETS) $(PULUMI) up --yes --continue-on-error $(LOCAL_REFRESH) --stack $(STACK) $(POLICY_PACK) --message "$$(python3 toolchain/update_message.py)" $$targets $(ARGS)
+
+# The whole catalog with the realistic stand-ins of the external charts (tests/realistic_charts),
+# dev's settings and persistence, on the local cluster and its volumes (stack local-full).
+REALISTIC_CHARTS := $(STATE)/realistic-charts
+up-full: setup ## Deploy the whole catalog (realistic chart stand-ins, dev's persistence) onto `make cluster`
+	@$(PY) -m tests.standin_charts --realistic $(REALISTIC_CHARTS) >/dev/null
+	@$(MAKE) --no-print-directory up STACK=local-full ARGS='$(ARGS)'
 
 preview: setup stack ## Show what `up` would change (the diff)
 	@$(TARGETS) $(PULUMI) preview $(LOCAL_REFRESH) --stack $(STACK) $(POLICY_PACK) $$targets $(ARGS)

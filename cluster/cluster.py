@@ -15,13 +15,22 @@ Promises
     capacity/allocatable ``nvidia.com/gpu: 4``, taint ``nvidia.com/gpu:NoSchedule``)
     simulated by kwok, whose default stages make pods Ready and Job pods
     complete, and writes a kubeconfig (``.state/kubeconfig``).
-    Idempotent: a healthy cluster is left alone; a half-dead one (processes
-    gone, API not answering, stale pid files, changed configuration) is torn
-    down and started again; missing nodes are recreated. Every wait is bounded
+    It makes a default storage class (``standard``) and starts the volume
+    provisioner (cluster/volumes.py, its own process, pid in the cluster's
+    directory, log ``logs/volumes.log``), so claims of every existing storage
+    class become Bound.
+    Idempotent: a healthy cluster is left alone; missing nodes, the storage
+    class or the provisioner are recreated. A half-dead one (processes gone,
+    API not answering, stale pid files, changed configuration) is not
+    replaced silently: restarting it loses everything deployed on it, so
+    ``up`` says what would be lost (the Helm releases and namespaces it can
+    still read, else its etcd data) and stops unless ``--replace`` is given
+    (``make cluster ARGS=--replace``). One whose API answers and that holds
+    no Helm release and no namespace of its own is replaced without asking. Every wait is bounded
     (``--timeout``, default 180 s) and a failure names what did not become
     ready and where its log is. A port already in use is reported by number.
 ``down``
-    Stops every process the cluster started (by the pids kwokctl recorded,
+    Stops the volume provisioner and every process the cluster started (by the pids kwokctl recorded,
     checked to belong to this cluster) and removes its data (its kwok
     directory, kubeconfig). Safe when nothing runs. Exit 1 only if a process
     of the cluster survives.
@@ -52,6 +61,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import volumes
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_NAME = "astrago-local"
@@ -220,6 +231,15 @@ class Cluster:
     @property
     def lock_file(self) -> Path:
         return self.workdir / f"{self.name}.lock"
+
+    @property
+    def volumes_pid_file(self) -> Path:
+        """The provisioner's pid (kwokctl does not know that process, so not in pids/)."""
+        return self.dir / "volumes.pid"
+
+    @property
+    def volumes_log(self) -> Path:
+        return self.log_dir / "volumes.log"
 
     def port(self, what: str) -> int:
         return self.port_base + PORT_OFFSETS[what]
@@ -568,6 +588,8 @@ class Health:
     api_ready: bool = False
     nodes: dict[str, bool] = field(default_factory=dict)
     kubeconfig_current: bool = False
+    volumes_running: bool = False
+    storage_class: bool = False
 
     @property
     def dead(self) -> list[str]:
@@ -588,7 +610,7 @@ class Health:
             return "absent"
         if self.dead or self.strays or not self.config_current or not self.api_ready:
             return "stale"
-        if self.nodes_missing or not self.kubeconfig_current:
+        if self.nodes_missing or not self.kubeconfig_current or not self.volumes_running or not self.storage_class:
             return "degraded"
         return "healthy"
 
@@ -609,6 +631,10 @@ class Health:
             out.append(f"nodes missing or not Ready: {', '.join(self.nodes_missing)} (log: {c.log('kwok-controller')})")
         if self.api_ready and not self.kubeconfig_current:
             out.append(f"kubeconfig {c.kubeconfig} is missing or out of date")
+        if self.api_ready and not self.storage_class:
+            out.append(f"the default storage class {volumes.DEFAULT_CLASS!r} is missing")
+        if self.api_ready and not self.volumes_running:
+            out.append(f"the volume provisioner is not running (log: {c.volumes_log})")
         return out
 
 
@@ -635,6 +661,8 @@ def assess(c: Cluster, kubectl: Path | None) -> Health:
         if h.api_ready:
             with contextlib.suppress(ClusterError):
                 h.nodes = api.nodes()
+            h.storage_class = api.request("GET", f"/apis/storage.k8s.io/v1/storageclasses/{volumes.DEFAULT_CLASS}")[0] == 200
+        h.volumes_running = volumes_pid(c) is not None
     try:
         h.kubeconfig_current = c.kubeconfig.read_bytes() == (c.dir / "kubeconfig.yaml").read_bytes()
     except OSError:
@@ -769,7 +797,120 @@ def describe_nodes(nodes: dict[str, bool]) -> str:
     return f"{sum(nodes.values())} nodes Ready ({sum(nodes.values()) - gpu} CPU, {gpu} GPU)"
 
 
-def up(c: Cluster, timeout_s: float) -> int:
+# --------------------------------------------------------------------------
+# Volumes: the default storage class and the provisioner process
+# --------------------------------------------------------------------------
+
+SCRIPT = Path(__file__).resolve()
+
+
+def volumes_command(c: Cluster) -> list[str]:
+    return [sys.executable, str(SCRIPT), "volumes", "--name", c.name, "--workdir", str(c.workdir),
+            "--kubeconfig", str(c.kubeconfig), "--tools", str(c.tools), "--port-base", str(c.port_base)]
+
+
+def volumes_pid(c: Cluster) -> int | None:
+    """The provisioner's pid if it runs for this cluster (checked against its command line)."""
+    try:
+        pid = int(c.volumes_pid_file.read_text().strip())
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    expected = [a.encode() for a in volumes_command(c)[1:]]
+    return pid if argv[1:len(expected) + 1] == expected and proc_alive(pid) else None
+
+
+def start_volumes(c: Cluster) -> None:
+    """Start the provisioner in its own session (it outlives `up`); fail if it exits at once."""
+    c.log_dir.mkdir(parents=True, exist_ok=True)
+    with open(c.volumes_log, "a") as log:
+        proc = subprocess.Popen(volumes_command(c), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, cwd=c.workdir)
+    c.volumes_pid_file.write_text(f"{proc.pid}\n")
+    time.sleep(0.3)
+    if proc.poll() is not None:
+        raise ClusterError(f"the volume provisioner exited at once (exit {proc.returncode}); log: {c.volumes_log}\n{log_tail(c.volumes_log)}")
+
+
+def stop_volumes(c: Cluster) -> list[int]:
+    """Stop the provisioner by its recorded pid; return it if it survives."""
+    pid = volumes_pid(c)
+    if pid is None:
+        return []
+    for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and proc_alive(pid):
+            time.sleep(0.05)
+        if not proc_alive(pid):
+            with contextlib.suppress(FileNotFoundError):
+                c.volumes_pid_file.unlink()
+            return []
+    return [pid]
+
+
+def ensure_storage_class(api: Api) -> None:
+    status, body = api.request("POST", "/apis/storage.k8s.io/v1/storageclasses", volumes.storage_class_manifest())
+    if status not in (201, 409):
+        raise ClusterError(f"creating the storage class {volumes.DEFAULT_CLASS!r} failed (HTTP {status}): {body}")
+
+
+def serve_volumes(c: Cluster) -> int:
+    """The provisioner process (`cluster.py volumes`): runs while the cluster's directory names it."""
+    def log(msg: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} volumes: {msg}", flush=True)
+
+    def keep_going() -> bool:
+        try:
+            return int(c.volumes_pid_file.read_text().strip()) == os.getpid()
+        except (OSError, ValueError):
+            return False
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # `up` writes the pid file right after starting this process.
+    deadline = Deadline(5.0)
+    while not keep_going():
+        if deadline.expired():
+            log(f"{c.volumes_pid_file} does not name this process; not starting")
+            return 1
+        time.sleep(0.05)
+    return volumes.run(Api(c), log, keep_going)
+
+
+# --------------------------------------------------------------------------
+# What replacing a cluster would lose
+# --------------------------------------------------------------------------
+
+SYSTEM_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease"}
+
+
+NOTHING_DEPLOYED = "nothing but the cluster itself (no Helm release, no namespace of its own)"
+
+
+def deployed_on(c: Cluster, h: Health) -> str:
+    """What is deployed on the cluster, as far as it can still be read (NOTHING_DEPLOYED when it holds nothing)."""
+    if h.api_ready:
+        api = Api(c)
+        status, body = api.request("GET", "/api/v1/secrets?labelSelector=owner%3Dhelm", timeout=10.0)
+        releases = sorted({f"{i['metadata']['namespace']}/{i['metadata']['labels'].get('name', '?')}"
+                           for i in (body.get("items", []) if status == 200 and isinstance(body, dict) else [])})
+        status, body = api.request("GET", "/api/v1/namespaces", timeout=10.0)
+        namespaces = sorted(i["metadata"]["name"] for i in (body.get("items", []) if status == 200 and isinstance(body, dict) else [])
+                            if i["metadata"]["name"] not in SYSTEM_NAMESPACES)
+        if releases or namespaces:
+            def listed(items: list[str]) -> str:
+                return ", ".join(items[:12]) + (", ..." if len(items) > 12 else "")
+            parts = [f"{len(releases)} Helm release(s) ({listed(releases)})"] if releases else []
+            parts.append(f"{len(namespaces)} namespace(s) ({listed(namespaces)})")
+            return " in ".join(parts) if releases else parts[0]
+        return NOTHING_DEPLOYED
+    etcd = c.dir / "etcd"
+    size = sum(f.stat().st_size for f in etcd.rglob("*") if f.is_file()) if etcd.is_dir() else 0
+    return f"everything deployed on it (the API does not answer; its etcd data: {size // 1024} KiB in {etcd})"
+
+
+def up(c: Cluster, timeout_s: float, replace: bool = False) -> int:
     """Bring the cluster to healthy; see the module docstring."""
     kubectl = check_binaries(c)
     deadline = Deadline(timeout_s)
@@ -785,7 +926,15 @@ def up(c: Cluster, timeout_s: float) -> int:
             api = Api(c)
         else:
             if h.state == "stale":
-                say(f"{c.name} is not healthy ({'; '.join(h.problems(c))}); restarting it")
+                lost = deployed_on(c, h) if h.exists else NOTHING_DEPLOYED
+                if lost != NOTHING_DEPLOYED and not replace:
+                    raise ClusterError(
+                        f"{c.name} is not healthy ({'; '.join(h.problems(c))}). Starting it again means a new, empty "
+                        f"cluster: {lost} would be lost. Nothing was changed. To replace it, run "
+                        f"`make cluster ARGS=--replace` (cluster.py up --replace); to remove it, `make cluster-down`.")
+                say(f"{c.name} is not healthy ({'; '.join(h.problems(c))}); replacing it"
+                    + (f" (--replace: {lost} is lost)" if lost != NOTHING_DEPLOYED else f" ({lost} was on it)"))
+                stop_volumes(c)
                 stop(c, quiet=True)
             # Right after a teardown the old sockets may take a moment to close.
             check_ports(c, settle_s=3.0 if h.state == "stale" else 0.0)
@@ -795,14 +944,21 @@ def up(c: Cluster, timeout_s: float) -> int:
             say(f"API ready after {time.monotonic() - started_at:.1f} s")
         nodes = ensure_nodes(c, api, deadline)
         wait_controllers(c, api, deadline)
+        ensure_storage_class(api)
+        if volumes_pid(c) is None:
+            start_volumes(c)
         write_kubeconfig(c)
-        say(f"{c.name} is up after {time.monotonic() - started_at:.1f} s: {describe_nodes(nodes)}")
+        say(f"{c.name} is up after {time.monotonic() - started_at:.1f} s: {describe_nodes(nodes)}, "
+            f"storage class {volumes.DEFAULT_CLASS!r} (default), volume provisioner pid {volumes_pid(c)}")
         say(f"kubeconfig: {c.kubeconfig}  (export KUBECONFIG={c.kubeconfig})")
     return 0
 
 
 def stop(c: Cluster, quiet: bool = False) -> list[str]:
     """Stop the cluster's processes and remove its data; return what could not be stopped."""
+    left_volumes = stop_volumes(c)
+    if left_volumes:
+        return [f"volume provisioner (pid {left_volumes[0]})"]
     recorded = running_components(c)
     strays = unrecorded_processes(c)
     # kwokctl kills whatever pid a pid file names if that pid is alive; a
@@ -842,7 +998,7 @@ def stop(c: Cluster, quiet: bool = False) -> list[str]:
 def down(c: Cluster) -> int:
     """Stop and remove the cluster; exit 1 only if one of its processes survives."""
     started_at = time.monotonic()
-    if not c.workdir.exists() and not c.kubeconfig.exists() and not unrecorded_processes(c):
+    if not c.workdir.exists() and not c.kubeconfig.exists() and not unrecorded_processes(c) and volumes_pid(c) is None:
         say(f"{c.name} is not running; nothing to do")
         return 0
     with locked(c):
@@ -880,6 +1036,8 @@ def status(c: Cluster) -> int:
             state = f"running (pid {h.running[comp]})" if comp in h.running else "not running"
             print(f"  {comp}: {state}")
     if h.state != "absent":
+        pid = volumes_pid(c)
+        print(f"  volume provisioner: {f'running (pid {pid})' if pid else 'not running'}")
         print(f"  kubeconfig: {c.kubeconfig}")
     print(f"nodes ready: {h.nodes_ready}")
     if h.state != "healthy":
@@ -888,7 +1046,7 @@ def status(c: Cluster) -> int:
     return 0
 
 
-def parse_args(argv: list[str]) -> tuple[str, Cluster, float]:
+def parse_args(argv: list[str]) -> tuple[str, Cluster, float, bool]:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--name", default=DEFAULT_NAME, help="cluster name (default: %(default)s)")
     common.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
@@ -903,22 +1061,27 @@ def parse_args(argv: list[str]) -> tuple[str, Cluster, float]:
                         help="seconds `up` may wait in all (default: %(default)s)")
     parser = argparse.ArgumentParser(prog="cluster.py", description=__doc__.split("\n\n")[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", parents=[common], help="start the cluster (no-op when healthy)")
+    start = sub.add_parser("up", parents=[common], help="start the cluster (no-op when healthy)")
+    start.add_argument("--replace", action="store_true",
+                       help="replace a half-dead cluster by a new, empty one (everything deployed on it is lost)")
     sub.add_parser("down", parents=[common], help="stop the cluster and remove its data")
     sub.add_parser("status", parents=[common], help="print the state; exit 0 when healthy")
+    sub.add_parser("volumes", parents=[common], help="(started by `up`) the volume provisioner of a running cluster")
     args = parser.parse_args(argv)
     if not 1024 <= args.port_base <= 65535 - len(PORT_OFFSETS):
         parser.error("--port-base must leave 6 ports between 1024 and 65535")
     c = Cluster(name=args.name, workdir=args.workdir.resolve(), kubeconfig=args.kubeconfig.resolve(),
                 tools=args.tools.resolve(), port_base=args.port_base)
-    return args.command, c, args.timeout
+    return args.command, c, args.timeout, bool(getattr(args, "replace", False))
 
 
 def main(argv: list[str] | None = None) -> int:
-    command, c, timeout_s = parse_args(sys.argv[1:] if argv is None else argv)
+    command, c, timeout_s, replace = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         if command == "up":
-            return up(c, timeout_s)
+            return up(c, timeout_s, replace)
+        if command == "volumes":
+            return serve_volumes(c)
         if command == "down":
             return down(c)
         return status(c)

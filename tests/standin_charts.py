@@ -152,3 +152,18 @@ def _realistic(name: str, version: str) -> bytes:
 def build_realistic_charts_dir(target: Path, declared_from: Path = ROOT / "charts") -> Path:
     """Write external.yaml, the realistic archives and versions.lock into target."""
     return _write_dir(target, declared_from, _realistic)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tests.standin_charts --realistic DIR`: a charts folder of the realistic stand-ins (make up-full)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--realistic", type=Path, required=True, metavar="DIR", help="charts folder to write")
+    args = parser.parse_args(argv)
+    print(build_realistic_charts_dir(args.realistic.resolve()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

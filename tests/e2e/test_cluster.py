@@ -76,6 +76,10 @@ def pids_of(workdir: Path, name: str) -> dict[str, int]:
     return {f.stem: int(f.read_text().strip()) for f in pid_dir.glob("*.pid")}
 
 
+def volumes_pid(workdir: Path, name: str) -> int:
+    return int((workdir / "clusters" / name / "volumes.pid").read_text().strip())
+
+
 def nodes_ready(status_stdout: str) -> int:
     lines = [line for line in status_stdout.splitlines() if line.startswith("nodes ready: ")]
     assert lines, f"status printed no `nodes ready: N` line:\n{status_stdout}"
@@ -184,12 +188,26 @@ def test_down_stops_every_process_of_a_throwaway_cluster(tools: None, tmp_path: 
         assert not any(port_free(p) for p in ports), "the cluster should listen on all its ports"
         seen |= set(first.values())
 
-        # Half-dead (one component gone): status says so, `up` restarts it.
+        provisioner = volumes_pid(workdir, name)
+        assert alive(provisioner), "up starts the volume provisioner"
+        seen.add(provisioner)
+
+        # Half-dead (one component gone) with something on it: status says so; `up` refuses to replace it
+        # without --replace, naming what would be lost, and changes nothing; `up --replace` replaces it.
+        kubectl(kubeconfig, "create", "namespace", "e2e-precious")
         os.kill(first["kube-scheduler"], 9)
         stale = run_script("status", *opts, timeout=60)
         assert stale.returncode != 0 and "kube-scheduler" in stale.stdout and "make cluster" in stale.stdout, stale.stdout
-        restarted = run_script("up", *opts)
-        assert restarted.returncode == 0 and "restarting" in restarted.stdout, f"{restarted.stdout}\n{restarted.stderr}"
+        refused_replace = run_script("up", *opts)
+        assert refused_replace.returncode == 1, f"{refused_replace.stdout}\n{refused_replace.stderr}"
+        assert "e2e-precious" in refused_replace.stderr and "would be lost" in refused_replace.stderr, refused_replace.stderr
+        assert "--replace" in refused_replace.stderr and "Nothing was changed" in refused_replace.stderr, refused_replace.stderr
+        assert "Traceback" not in refused_replace.stderr
+        assert all(alive(p) for comp, p in first.items() if comp != "kube-scheduler"), "a refused up must leave the cluster as it was"
+        restarted = run_script("up", "--replace", *opts)
+        assert restarted.returncode == 0 and "replacing" in restarted.stdout, f"{restarted.stdout}\n{restarted.stderr}"
+        assert not alive(provisioner), "the replaced cluster's provisioner is stopped"
+        seen.add(volumes_pid(workdir, name))
         second = pids_of(workdir, name)
         assert sorted(second) == sorted(COMPONENTS) and all(alive(p) for p in second.values()), second
         assert not any(alive(p) for p in first.values()), "the restart left processes of the first run"
@@ -216,3 +234,48 @@ def test_down_stops_every_process_of_a_throwaway_cluster(tools: None, tmp_path: 
     if main_was_healthy:
         after = run_script("status", timeout=60)
         assert after.returncode == 0, f"the throwaway cluster disturbed the main one:\n{after.stdout}"
+
+
+def _claim(name: str, namespace: str, storage_class: str | None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}}
+    if storage_class is not None:
+        spec["storageClassName"] = storage_class
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+
+def test_claims_of_any_storage_class_become_bound(cluster: Path) -> None:
+    """The e2e cluster's provisioner: a claim of astrago-nfs-csi, one of a StatefulSet's template, one of the default class."""
+    namespace = f"e2e-volumes-{uuid.uuid4().hex[:6]}"
+    classes = json.loads(kubectl(cluster, "get", "storageclass", "-o", "json").stdout)["items"]
+    default = [c["metadata"]["name"] for c in classes if c["metadata"].get("annotations", {}).get("storageclass.kubernetes.io/is-default-class") == "true"]
+    assert default == ["standard"], default
+    made_class = "astrago-nfs-csi" not in {c["metadata"]["name"] for c in classes}
+    nfs_class = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "astrago-nfs-csi"},
+                 "provisioner": "nfs.csi.k8s.io", "parameters": {"server": "10.0.0.1", "share": "/e2e"}, "volumeBindingMode": "Immediate"}
+    labels = {"app": "e2e-db"}
+    statefulset = {
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": namespace},
+        "spec": {"replicas": 1, "serviceName": "db", "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels}, "spec": {"containers": [
+                     {"name": "db", "image": "registry.invalid/db:1", "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}},
+                 "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": _claim("data", namespace, "astrago-nfs-csi")["spec"]}]},
+    }
+    items = [*([nfs_class] if made_class else []), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+             _claim("registry", namespace, "astrago-nfs-csi"), _claim("plain", namespace, None), statefulset]
+    try:
+        kubectl(cluster, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+        for claim in ("registry", "plain", "data-db-0"):
+            kubectl(cluster, "wait", "-n", namespace, "--for=jsonpath={.status.phase}=Bound", f"pvc/{claim}", "--timeout=90s")
+        claims = {c["metadata"]["name"]: c for c in json.loads(kubectl(cluster, "get", "pvc", "-n", namespace, "-o", "json").stdout)["items"]}
+        assert claims["registry"]["spec"]["storageClassName"] == "astrago-nfs-csi" and claims["data-db-0"]["spec"]["storageClassName"] == "astrago-nfs-csi"
+        assert claims["plain"]["spec"]["storageClassName"] == "standard", "a claim without a class gets the default one"
+        assert claims["registry"]["status"]["capacity"]["storage"] == "2Gi"
+        kubectl(cluster, "rollout", "status", "-n", namespace, "statefulset/db", "--timeout=90s")
+        volumes = [claims[c]["spec"]["volumeName"] for c in claims]
+    finally:
+        kubectl(cluster, "delete", "namespace", namespace, "--wait=true", "--timeout=120s")
+        if made_class:
+            kubectl(cluster, "delete", "storageclass", "astrago-nfs-csi")
+    # Released by the deleted claims, the provisioner's volumes go too.
+    for volume in volumes:
+        kubectl(cluster, "wait", "--for=delete", f"pv/{volume}", "--timeout=90s")
