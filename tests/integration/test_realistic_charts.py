@@ -76,6 +76,12 @@ def test_each_archive_lints_and_renders_with_defaults_and_the_clusters_version(c
     assert _objects(_helm("template", name, archive, "-n", name).stdout)
     rendered = _objects(_helm("template", name, archive, "-n", name, "--kube-version", KUBE, *LIVE_CAPABILITIES, "--include-crds").stdout)
     assert rendered, name
+    # What the API server would refuse (a number in a ConfigMap's data, an object without a name).
+    for obj in rendered:
+        assert obj.get("metadata", {}).get("name"), f"{name}: a {obj['kind']} without a name"
+        if obj["kind"] in ("ConfigMap", "Secret"):
+            bad = [k for k, v in (obj.get("data") or {}).items() if not isinstance(v, str)]
+            assert not bad, f"{name}: {obj['kind']} {obj['metadata']['name']} has data that is not a string: {bad}"
 
 
 def test_kube_prometheus_stack_is_as_big_and_as_spread_as_upstream(charts_dir: Path) -> None:
