@@ -178,3 +178,20 @@ def test_the_catalogs_settings_reach_the_upstream_value_paths(charts_dir: Path, 
         claims = [o for o in rendered["harbor"] if o["kind"] == "PersistentVolumeClaim"]
         claims += [t for o in rendered["harbor"] if o["kind"] == "StatefulSet" for t in o["spec"].get("volumeClaimTemplates", [])]
         assert len(claims) == 5, [c["metadata"]["name"] for c in claims]
+
+
+def _pod_images(obj: dict[str, Any]) -> set[str]:
+    spec = obj.get("spec", {})
+    pod = spec.get("template", {}).get("spec") if obj["kind"] != "Pod" else spec
+    pod = pod or spec.get("jobTemplate", {}).get("spec", {}).get("template", {}).get("spec") or {}
+    return {c["image"] for key in ("containers", "initContainers") for c in pod.get(key) or []}
+
+
+@pytest.mark.parametrize("name", sorted(load_declared(ROOT / "charts")))
+def test_the_images_list_holds_every_image_of_a_pod_spec(charts_dir: Path, name: str) -> None:
+    """<chart>.images is kept with the templates: every container image rendered with defaults is in it."""
+    objs = _objects(_helm("template", name, _archive(charts_dir, name), "-n", name, "--kube-version", KUBE, *LIVE_CAPABILITIES).stdout)
+    rendered = set().union(*(_pod_images(o) for o in objs))
+    listed = realistic_images()[name]
+    assert rendered, name
+    assert rendered <= listed, f"{name}: images rendered but not in tests/realistic_charts/{name}.images: {sorted(rendered - listed)}"
