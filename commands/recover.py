@@ -39,15 +39,15 @@ from pathlib import Path
 from typing import Any
 
 from cli.helm import HelmRelease, helm_history, helm_releases
+from cli.pending import PendingCheckError, PendingRelease, find_pending
 from cli.process import ToolError, run, tool
 from commands.live import ROOT, kubeconfig_problem
 from model.catalog import load_catalog
 from model.errors import InputError
-from model.pending import PendingCheckError, PendingRelease, find_pending
+from model.identity import RELEASE_TYPE
 from model.stackfile import PROJECT
 
 PLUGIN_PREFIXES = ("pulumi-resource-", "pulumi-language-")
-RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 
 
 @dataclass(frozen=True)
