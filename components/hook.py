@@ -18,6 +18,7 @@ from typing import Any
 
 import pulumi
 
+from components import failure
 from model.catalog import Hook as HookSpec
 from model.identity import HOOK_TYPE
 
@@ -68,3 +69,5 @@ class Hook(pulumi.CustomResource):
         }
         opts = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(version=PROVIDER_VERSION), opts)
         super().__init__(HOOK_TYPE, name, props, opts)
+        if opts.parent is not None:
+            failure.dependable(self, opts.parent, HOOK_TYPE, name)

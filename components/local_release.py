@@ -8,11 +8,12 @@ from typing import Any, TypedDict
 
 import pulumi
 
+from components import failure
 from components.helm_release import HelmRelease, HelmReleaseArgs
 from components.hook import Hook, HookArgs
 from model.catalog import HelmOptions
 from model.catalog import Hook as HookSpec
-from model.identity import LOCAL_RELEASE_TYPE, Description, helm_release_name, hook_name
+from model.identity import LOCAL_RELEASE_TYPE, RELEASE_TYPE, Description, helm_release_name, hook_name
 from model.postrender import PostRender, write_wrapper
 from model.values import set_path
 
@@ -104,6 +105,7 @@ class LocalRelease(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=before,
                                         import_=f"{args['namespace']}/{args['release_name']}" if args["adopt"] else None),
         )
+        failure.dependable(release, self, RELEASE_TYPE, helm_release_name(name))
         self.waits_for = before
         self.ready = [release]
         for spec in args["hooks"]:
@@ -114,8 +116,12 @@ class LocalRelease(pulumi.ComponentResource):
                     Hook(hook_name(name, spec.name), HookArgs(spec=spec, release=args["release_name"], trigger=args["chart_digest"]),
                          opts=pulumi.ResourceOptions(parent=self, depends_on=[release]))
                 )
-        self.status = release.status.apply(lambda s: (s or {}).get("status") or "unknown")
-        self.revision = release.status.apply(lambda s: (s or {}).get("revision") or 0)
+        # A failed release is explained once and its outputs say so (components/failure.py), never a traceback.
+        failure.register(args["namespace"], args["release_name"])
+        self.status = failure.explained(release.status.apply(lambda s: (s or {}).get("status") or "unknown"),
+                                        args["release_name"], args["namespace"], release, before, failure.FAILED)
+        self.revision = failure.explained(release.status.apply(lambda s: (s or {}).get("revision") or 0),
+                                          args["release_name"], args["namespace"], release, before, 0)
         self.chart = pulumi.Output.from_input(args["chart_path"])
         self.version = pulumi.Output.from_input(args["chart_version"])
         self.digest = pulumi.Output.from_input(args["chart_digest"])

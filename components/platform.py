@@ -7,10 +7,11 @@ from typing import Any, TypedDict
 
 import pulumi
 
+from components import failure
 from components.namespace import Namespace
 from components.tier import Tier, TierArgs
 from model.deployment import Deployment
-from model.identity import PLATFORM_TYPE, namespace_name, tier_name
+from model.identity import NAMESPACE_TYPE, PLATFORM_TYPE, namespace_name, tier_name
 
 # Label on every namespace the program creates, so operators (and the destroy
 # test) can tell them from namespaces someone else made.
@@ -46,6 +47,7 @@ class Platform(pulumi.ComponentResource):
                     namespace_name(name, release.namespace), release.namespace, MANAGED_BY,
                     opts=pulumi.ResourceOptions(parent=self),
                 )
+                failure.dependable(namespaces[release.namespace], self, NAMESPACE_TYPE, namespace_name(name, release.namespace))
         ready: dict[str, Sequence[pulumi.Resource]] = {}
         self.tiers = []
         for tier_key, members in deployment.plan.tiers:

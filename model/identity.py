@@ -80,6 +80,13 @@ def hook_urn(stack: str, tier: str, release: str, hook: str) -> str:
     return urn(stack, RELEASE_CHAIN, HOOK_TYPE, hook_name(component, hook))
 
 
+def child_urn(parent_urn: str, type_: str, name: str) -> str:
+    """The URN the engine gives a child of the resource `parent_urn` (its type chain extends the parent's; the stack is no part of it)."""
+    head, project, chain, _ = parent_urn.split("::", 3)
+    parents = () if chain == STACK_TYPE else (chain,)
+    return f"{head}::{project}::{'$'.join((*parents, type_))}::{name}"
+
+
 def urn_name(text: str) -> str:
     """The resource name at the end of a URN."""
     return text.rsplit("::", 1)[-1]
