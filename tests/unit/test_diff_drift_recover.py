@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cli.pulumi import Lock, stack_locks
 from commands.diff import compare, object_diff, yaml_path
 from commands.drift import changes, namespace_changes, release_changes, steps
-from commands.recover import Lock, rollback_target, stack_locks
+from commands.recover import rollback_target
 from model.identity import NAMESPACE_TYPE, RELEASE_TYPE, SECRET_SIG, SECRET_SIG_KEY
 from model.manifest import mask_object, parse_manifest
 from model.values import MASK
