@@ -54,17 +54,24 @@ def event_time(event: Mapping[str, Any]) -> datetime | None:
                       or (event.get("metadata") or {}).get("creationTimestamp"))
 
 
-def belongs(name: str, release: str, neighbours: Iterable[str] = (), owned: Iterable[str] = ()) -> bool:
+def belongs(name: str, release: str, neighbours: Iterable[str] = (), owned: Iterable[str] = (), kind: str = "") -> bool:
     """Whether an object (or a pod of it) is the release's: named in its manifest, or after the release as charts do.
 
     `neighbours` are the other releases of the namespace: keycloak's objects
-    are not keycloak-addons'.
+    are not keycloak-addons'. A StatefulSet's claims are named
+    `<template>-<statefulset>-<ordinal>`: the release's name may follow the template's.
     """
-    if any(name == own or name.startswith(f"{own}-") for own in owned):
+
+    def named(prefix: str) -> bool:
+        if name == prefix or name.startswith(f"{prefix}-"):
+            return True
+        return kind == "PersistentVolumeClaim" and f"-{prefix}-" in name
+
+    if any(named(own) for own in owned):
         return True
-    if not (name == release or name.startswith(f"{release}-")):
+    if not named(release):
         return False
-    return not any(len(other) > len(release) and (name == other or name.startswith(f"{other}-")) for other in neighbours)
+    return not any(len(other) > len(release) and named(other) for other in neighbours)
 
 
 def helm_outcome(history: Sequence[Mapping[str, Any]], since: datetime | None) -> list[str]:
@@ -91,7 +98,7 @@ def findings(objects: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str,
         involved = event.get("involvedObject") or {}
         kind, name = str(involved.get("kind") or ""), str(involved.get("name") or "")
         when = event_time(event)
-        if not belongs(name, release, neighbours, owned) or (since is not None and when is not None and when < since):
+        if not belongs(name, release, neighbours, owned, kind) or (since is not None and when is not None and when < since):
             continue
         warning = event.get("type") == "Warning" or (kind == "PersistentVolumeClaim" and event.get("reason") in PVC_WAIT_REASONS)
         if not warning:
@@ -106,7 +113,7 @@ def findings(objects: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str,
     for obj in objects:
         kind, meta, status = str(obj.get("kind") or ""), obj.get("metadata") or {}, obj.get("status") or {}
         name, namespace = str(meta.get("name") or ""), str(meta.get("namespace") or "")
-        if not belongs(name, release, neighbours, owned):
+        if not belongs(name, release, neighbours, owned, kind):
             continue
         state, reason = _object_state(kind, status)
         if not state:

@@ -70,6 +70,8 @@ def test_objects_of_a_neighbour_release_or_named_in_the_manifest() -> None:
     assert belongs("keycloak-0", "keycloak", neighbours=["keycloak-addons"])
     assert belongs("csi-nfs-controller-7f9-abc", "nfs-provisioner", owned=["csi-nfs-controller"])
     assert not belongs("csi-nfs-controller-7f9-abc", "nfs-provisioner")
+    assert belongs("data-astrago-mariadb-0", "astrago", kind="PersistentVolumeClaim")
+    assert not belongs("data-astrago-mariadb-0", "astrago", kind="Pod")
 
 
 def test_helm_says_which_revision_failed_and_what_the_rollback_restored() -> None:
