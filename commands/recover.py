@@ -18,10 +18,15 @@ can leave four things, repaired in this order:
    back to its newest deployed revision (`helm rollback --wait`), or
    uninstalled when it never deployed (a pending-install of revision 1).
 4. pending operations in the state ("interrupted while creating/updating"):
-   one targeted `pulumi refresh` with the CLI's own flags:
-   `--import-pending-creates URN ID` for a create Helm did finish,
-   `--clear-pending-creates` for the others; its new checkpoint drops the
-   other pending operations, and it reads the repaired releases back.
+   one targeted `pulumi refresh` with the CLI's own flag
+   `--clear-pending-creates`; its new checkpoint drops the other pending
+   operations (updating, deleting), and it reads the repaired releases back.
+   A create Helm did finish (the release is deployed, revision 1, but the
+   state never recorded it) is uninstalled, so the next `up` installs it
+   again with the state knowing it: the CLI's `--import-pending-creates`
+   marks the operation as an import, yet the refresh does not add the
+   resource (pulumi 3.259: the operation is dropped), and `pulumi import`
+   would store the release's values, credentials included, unencrypted.
 
 Nothing is changed while an update still runs (its lock holder is alive).
 Running it on a healthy stack changes nothing. Exit 0 when the stack is
@@ -47,12 +52,10 @@ from model.errors import InputError
 from model.identity import RELEASE_TYPE, STACK_TYPE, urn_name
 
 
-def refresh_args(stack: str, state: dict[str, Any], pending_ops: list[dict[str, Any]], repaired: list[tuple[str, str]],
-                    finished: list[tuple[str, str]]) -> list[str]:
+def refresh_args(stack: str, state: dict[str, Any], pending_ops: list[dict[str, Any]], repaired: list[tuple[str, str]]) -> list[str]:
     """The arguments of the `pulumi refresh` that clears the pending operations and reads the repaired releases back.
 
-    `--import-pending-creates URN ID` completes the creates Helm did finish,
-    `--clear-pending-creates` drops the others, and the refresh's new
+    `--clear-pending-creates` drops the pending creates, and the refresh's new
     checkpoint no longer carries the other pending operations (updating,
     deleting), which the engine keeps only until the next operation.
     Targeted: only the releases touched here and the resources of the pending
@@ -61,13 +64,10 @@ def refresh_args(stack: str, state: dict[str, Any], pending_ops: list[dict[str, 
     in_state = {r.get("urn") for r in (state.get("deployment") or {}).get("resources") or []}
     targets = set(release_urns(state, repaired).values())
     targets |= {str(op["resource"]["urn"]) for op in pending_ops if (op.get("resource") or {}).get("urn") in in_state}
-    targets |= {urn for urn, _ in finished}
     if not targets:
         # Nothing to read back: the stack resource alone, so the refresh writes a checkpoint and reads nothing else.
         targets = {str(r["urn"]) for r in (state.get("deployment") or {}).get("resources") or [] if r.get("type") == STACK_TYPE}
     command = ["refresh", "--yes", "--skip-preview", "--non-interactive", "--stack", stack, "--suppress-outputs"]
-    for urn, import_id in finished:
-        command += ["--import-pending-creates", urn, "--import-pending-creates", import_id]
     if any(op.get("type") == "creating" for op in pending_ops):
         command.append("--clear-pending-creates")
     return command + [arg for urn in sorted(targets) for arg in ("--target", urn)]
@@ -106,15 +106,15 @@ def release_urns(state: dict[str, Any], releases: list[tuple[str, str]]) -> dict
     return found
 
 
-def finished_creates(pending_ops: list[dict[str, Any]], installed: dict[tuple[str, str], HelmRelease]) -> list[tuple[str, str]]:
-    """(URN, import id) of interrupted Helm release creates that did finish: Helm holds the release, deployed."""
+def finished_creates(pending_ops: list[dict[str, Any]], installed: dict[tuple[str, str], HelmRelease]) -> list[tuple[str, HelmRelease]]:
+    """(URN, what Helm holds) of interrupted Helm release creates that did finish: Helm holds the release, deployed."""
     done = []
     for op in pending_ops:
         resource = op.get("resource") or {}
         inputs = resource.get("inputs") or {}
         key = (str(inputs.get("namespace", "")), str(inputs.get("name", "")))
         if op.get("type") == "creating" and resource.get("type") == RELEASE_TYPE and key in installed and installed[key].status == "deployed":
-            done.append((resource["urn"], f"{key[0]}/{key[1]}"))
+            done.append((str(resource["urn"]), installed[key]))
     return done
 
 
@@ -182,6 +182,14 @@ def main(argv: list[str] | None = None) -> int:
         state, pending_ops = pending_operations(root, env, stack, args.timeout)
         pending = find_pending(releases, timeout_s=min(args.timeout, 60))
         finished = finished_creates(pending_ops, helm_releases([name for _, name in releases], min(args.timeout, 60)))
+        adopt = [held for _, held in finished if held.revision != 1]
+        if adopt:
+            for held in adopt:
+                print(f"error: the interrupted update created Helm release {held.namespace}/{held.name} in the state's eyes, but Helm already "
+                      f"held it (revision {held.revision}, deployed): adopt it (README, Migrating from Helmfile: "
+                      f"`pulumi config set --path 'adopt[0]' {held.name} --stack {stack}`, then `PULUMI_SKIP_CHECKPOINTS=true make up STACK={stack}`), "
+                      f"after this command has run once more", file=sys.stderr)
+            return 2
         # 4. The stale lock.
         if locks:
             run([tool("pulumi"), "cancel", "--yes", "--stack", stack, "--non-interactive"], 60, cwd=root, env=env)
@@ -196,17 +204,18 @@ def main(argv: list[str] | None = None) -> int:
         # 5. Helm releases, before the state: the next `up` starts from releases Helm will work on.
         for item in pending:
             done.append(repair_release(item, args.timeout))
+        for _, held in finished:
+            run([tool("helm"), "uninstall", held.name, "--namespace", held.namespace, "--wait", "--timeout", f"{int(args.timeout)}s"], args.timeout + 30)
+            done.append(f"{held.name} ({held.namespace}): installed by the interrupted update, which never recorded it in the state: "
+                        f"uninstalled, so that `make up` installs it again")
         # 6. Pending operations out of the state and the repaired releases read back in: one `pulumi refresh`.
         repaired = [(p.namespace, p.name) for p in pending]
         if pending_ops or release_urns(state, repaired):
-            refresh = refresh_args(stack, state, pending_ops, repaired, finished)
+            refresh = refresh_args(stack, state, pending_ops, repaired)
             result = run([tool("pulumi"), *refresh], args.timeout, cwd=root, env=env, check=False)
             if result.returncode != 0:
                 raise ToolError(f"`pulumi refresh` failed: {result.stderr.strip()[-600:] or result.stdout.strip()[-600:]}"
                                 + ("; it needs the stack's passphrase (PULUMI_CONFIG_PASSPHRASE)" if "passphrase" in result.stderr else ""))
-            for urn, import_id in finished:
-                done.append(f"the interrupted update did create Helm release {import_id} (deployed): recorded in the state "
-                            f"(`pulumi refresh --import-pending-creates {urn_name(urn)} {import_id}`)")
             if pending_ops:
                 listed = ", ".join(f"{op.get('type', '?')} {urn_name(op.get('resource', {}).get('urn', '?'))}" for op in pending_ops)
                 done.append(f"removed {len(pending_ops)} pending operation(s) from the state of {stack}: {listed} "
