@@ -86,7 +86,8 @@ up: setup $(if $(LOCAL_CLUSTER),cluster) stack ## Deploy STACK (default: local o
 	  || { rc=$$?; $(PY) -m commands.diagnose --stack $(STACK) || true; exit $$rc; }
 
 preview: setup stack ## Show what `up` would change (the diff)
-	@$(TARGETS) $(PULUMI) preview $(LOCAL_REFRESH) --stack $(STACK) $(POLICY_PACK) $$targets $(ARGS)
+	@$(TARGETS) $(PULUMI) preview $(LOCAL_REFRESH) --stack $(STACK) $(POLICY_PACK) $$targets $(ARGS) \
+	  || { rc=$$?; $(PY) -m commands.diagnose --stack $(STACK) || true; exit $$rc; }
 
 refresh: setup stack ## Read the cluster's state into the stack
 	@$(PULUMI) refresh --yes --stack $(STACK) $(ARGS)

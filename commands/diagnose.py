@@ -3,6 +3,9 @@
 `python -m commands.diagnose --stack <stack> [--release NAME]` (run by `make up` when pulumi
 fails; `make diagnose` by hand). It reads, and changes nothing:
 
+- whether the cluster answers at all: when it does not, the engine's only
+  advice is `PULUMI_K8S_DELETE_UNREACHABLE=true`, which would drop every
+  release from the state; this says where the cluster is and what to do;
 - the stack's lock: held by an update that still runs (wait), or left by one
   that was killed (`make recover`), which Pulumi's own message calls a job
   for `pulumi cancel`, leaving the Helm releases and the processes of the
@@ -25,7 +28,9 @@ from pathlib import Path
 
 from cli.diagnosis import diagnose
 from cli.helm import helm_releases
+from cli.kubectl import kubectl
 from cli.leftovers import find_leftovers
+from cli.pending import UNREACHABLE, cluster_server, unreachable_message
 from cli.process import ToolError
 from cli.pulumi import backend_url, pending_operations, pulumi_env, stack_locks
 from commands.live import ROOT
@@ -35,6 +40,15 @@ from model.errors import InputError
 from model.stackfile import stack_settings
 
 NOT_READY = ("failed", "pending-install", "pending-upgrade", "pending-rollback")
+
+
+def cluster_advice(stack: str, timeout_s: float) -> list[str]:
+    """Why the stack's cluster cannot be reached, as the program says it ([] when it answers)."""
+    result = kubectl(["get", "--raw", "/readyz"], min(timeout_s, 15), check=False)
+    reason = result.stderr.strip()
+    if result.returncode == 0 or not UNREACHABLE.search(reason):
+        return []
+    return [unreachable_message(cluster_server(), reason, stack)]
 
 
 def lock_advice(stack: str, root: Path, timeout_s: float) -> list[str]:
@@ -91,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = args.project.resolve()
     try:
-        said = lock_advice(args.stack, root, args.timeout)
+        said = cluster_advice(args.stack, args.timeout) + lock_advice(args.stack, root, args.timeout)
         if not said or args.release:
             said += release_reports(args.stack, root, args.release, args.timeout)
     except (ToolError, InputError, ValueError) as error:

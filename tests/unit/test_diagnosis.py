@@ -119,3 +119,18 @@ def test_a_failed_release_is_explained_and_the_program_ends_without_a_traceback(
     waiting = [text for level, text in explained if level == "warn"]
     assert any("gpu-process-exporter (gpu-operator) was not attempted: it waits for gpu-operator-addons, which failed" in w for w in waiting), waiting
     assert run.module.platform is not None
+
+
+def test_after_a_failed_make_up_an_unreachable_cluster_is_named_with_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from commands import diagnose
+
+    refused = subprocess.CompletedProcess(["kubectl"], 1, "", "The connection to the server 127.0.0.1:17501 was refused - did you specify the right host or port?")
+    monkeypatch.setattr(diagnose, "kubectl", lambda args, timeout_s, check=True: refused)
+    monkeypatch.setattr(diagnose, "cluster_server", lambda: "https://127.0.0.1:17501")
+    [said] = diagnose.cluster_advice("local", 10)
+    assert said.startswith("the cluster at https://127.0.0.1:17501 is unreachable") and "make cluster" in said and "state is untouched" in said
+    answered = subprocess.CompletedProcess(["kubectl"], 0, "ok", "")
+    monkeypatch.setattr(diagnose, "kubectl", lambda args, timeout_s, check=True: answered)
+    assert diagnose.cluster_advice("local", 10) == []
