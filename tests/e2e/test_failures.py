@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 import yaml
+from pulumi import automation as auto
 
 from model.values import deep_merge
 from tests.e2e.conftest import ROOT, TOOLS, E2EStack, dispose, new_stack
@@ -99,4 +100,35 @@ def test_a_failed_upgrade_names_the_cause_and_the_rollback(project: Path, engine
         print(explained.err)
         assert explained.code == 1 and "Rollback to 1" in explained.err
     finally:
+        dispose(stack)
+
+
+def test_an_unreachable_cluster_is_refused_before_the_engine_asks_it_and_the_state_is_untouched(project: Path, engine_env: dict[str, str],
+                                                                                              tmp_path: Path) -> None:
+    stack = new_stack(project, engine_env, "local", {}, prefix="e2e-down")
+    workspace = stack.stack.workspace
+    try:
+        assert stack.stack.up(color="never", message="e2e: deployed").summary.result == "succeeded"
+        before = stack.pulumi("stack", "export")
+        # The same kubeconfig, pointing at a port where no API server listens.
+        config = yaml.safe_load(Path(engine_env["KUBECONFIG"]).read_text())
+        config["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
+        down = tmp_path / "kubeconfig-down"
+        down.write_text(yaml.safe_dump(config))
+        # A new mapping: the workspace shares the session's engine environment.
+        workspace.env_vars = {**engine_env, "KUBECONFIG": str(down)}
+        for action in (lambda: stack.stack.preview(color="never"), lambda: stack.stack.up(color="never")):
+            try:
+                action()
+            except auto.CommandError as error:
+                message = str(error)
+            else:
+                raise AssertionError("an unreachable cluster must stop preview and up")
+            print(message[-1500:])
+            _no_traceback(message)
+            assert "the cluster at https://127.0.0.1:1 is unreachable" in message and "state is untouched" in message, message[-2000:]
+        workspace.env_vars = engine_env
+        assert stack.pulumi("stack", "export") == before, "nothing in the state changed"
+    finally:
+        workspace.env_vars = engine_env
         dispose(stack)
