@@ -10,7 +10,7 @@ end. They are this project's only when every one of these holds:
   `pulumi-analyzer-*`) or the Python program run by the language host
   (`pulumi-language-python-exec`), or a process below one of those;
 - it runs in this project's folder (cwd) with this state backend
-  (PULUMI_BACKEND_URL in its environment);
+  (PULUMI_BACKEND_URL in its environment, or none: the logged-in backend);
 - no `pulumi` CLI is among its ancestors (that would be a running update,
   which the stack's lock reports);
 - the processes of one update share the engine address the CLI gave them
@@ -130,7 +130,8 @@ def find_leftovers(root: Path, backend: str, stack: str, table: dict[int, Proces
             same_dir = Path(process.cwd).resolve() == root.resolve()
         except OSError:
             return False
-        theirs = _normal(process.environ.get("PULUMI_BACKEND_URL", ""))
+        # Without PULUMI_BACKEND_URL the CLI used the backend it is logged in to, which `pulumi whoami` gave us too.
+        theirs = _normal(process.environ.get("PULUMI_BACKEND_URL", backend))
         return same_dir and theirs == _normal(backend) and not has_live_cli(process)
 
     roots = [p for p in table.values() if ours(p)]
