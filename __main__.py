@@ -19,6 +19,7 @@ pending_query = None if isinstance(pulumi.runtime.settings.get_monitor(), MockMo
 
 # The rest is imported after the query starts, on purpose.
 from components.engine_log import drop_sdk_debug_lines  # noqa: E402
+from components.failure import engine_errors_as_messages  # noqa: E402
 from components.platform import Platform, PlatformArgs  # noqa: E402
 from model.catalog import load_catalog  # noqa: E402
 from model.deployment import prepare, product_endpoints  # noqa: E402
@@ -30,6 +31,8 @@ from model.stackfile import INHERITED_KEYS, with_inherited  # noqa: E402
 ROOT = Path(__file__).resolve().parent
 # Five SDK debug lines per resource, each a blocking call to the engine: 0.1 s of every preview (components/engine_log.py).
 drop_sdk_debug_lines(os.environ)
+# An error the engine answers a registration with (Ctrl-C, a cancelled job) ends the program with its message, no traceback.
+engine_errors_as_messages(os.environ)
 config = pulumi.Config()
 stack = pulumi.get_stack()
 

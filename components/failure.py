@@ -21,11 +21,12 @@ registered and the engine itself skips them (`--continue-on-error`) or stops.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pulumi
+from pulumi.runtime import settings
 
 from model.identity import child_urn
 
@@ -84,3 +85,34 @@ def _text(release: str, namespace: str, error: Exception) -> str:
     from cli.diagnosis import diagnose  # only on a failure: kubectl and helm calls
 
     return diagnose(release, namespace, _namespaces.get(namespace, set()) - {release}, since=STARTED)
+
+
+DEBUG_ENV = "ASTRAGO_DEBUG"
+"""Set to 1 to see the SDK's tracebacks again (the same switch as the commands')."""
+
+
+def engine_errors_as_messages(environ: Mapping[str, str]) -> bool:
+    """Make an error the engine returns to a registration end the program with its message, not a traceback.
+
+    When the update is cancelled (Ctrl-C, a stopped CI job) or the engine
+    gives up on a step, the resource monitor answers pending registrations
+    with an error. The SDK raises it as a plain Exception, which its exec
+    shim prints with the program's Python traceback; only "monitor
+    unavailable" becomes a `RunError`, printed as one line. Every monitor
+    error is the engine's own report, and the engine already shows it, so
+    all become `RunError` (message kept). Returns whether the switch is on.
+    """
+    if environ.get(DEBUG_ENV, "") not in ("", "0"):
+        return False
+    original = settings.grpc_error_to_exception
+    if getattr(original, "astrago", False):
+        return True
+
+    def as_message(exn: Any) -> Exception:  # a grpc.RpcError
+        error = original(exn)
+        return error if isinstance(error, pulumi.RunError) else pulumi.RunError(str(error))
+
+    as_message.astrago = True  # type: ignore[attr-defined]
+    as_message.original = original  # type: ignore[attr-defined]
+    settings.grpc_error_to_exception = as_message
+    return True

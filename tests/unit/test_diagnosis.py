@@ -134,3 +134,30 @@ def test_after_a_failed_make_up_an_unreachable_cluster_is_named_with_what_to_do(
     answered = subprocess.CompletedProcess(["kubectl"], 0, "ok", "")
     monkeypatch.setattr(diagnose, "kubectl", lambda args, timeout_s, check=True: answered)
     assert diagnose.cluster_advice("local", 10) == []
+
+
+class _RpcError(Exception):
+    def __init__(self, code: object, details: str) -> None:
+        super().__init__(details)
+        self._code, self._details = code, details
+
+    def code(self) -> object:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+def test_an_error_the_engine_answers_a_registration_with_is_a_message_not_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import grpc  # type: ignore[import-untyped]
+    from pulumi.runtime import settings
+
+    # The SDK's own function (an earlier run of the program in this session switched it).
+    sdk = getattr(settings.grpc_error_to_exception, "original", settings.grpc_error_to_exception)
+    monkeypatch.setattr(settings, "grpc_error_to_exception", sdk)
+    assert failure.engine_errors_as_messages({"ASTRAGO_DEBUG": "1"}) is False
+    assert not isinstance(settings.grpc_error_to_exception(_RpcError(grpc.StatusCode.UNKNOWN, "x")), pulumi.RunError)
+    assert failure.engine_errors_as_messages({}) is True
+    cancelled = settings.grpc_error_to_exception(_RpcError(grpc.StatusCode.UNKNOWN, "resource monitor shut down while waiting on step's done channel"))
+    assert isinstance(cancelled, pulumi.RunError) and "resource monitor shut down" in str(cancelled)
+    assert isinstance(settings.grpc_error_to_exception(_RpcError(grpc.StatusCode.UNAVAILABLE, "gone")), pulumi.RunError)
