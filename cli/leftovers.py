@@ -15,7 +15,9 @@ end. They are this project's only when every one of these holds:
   which the stack's lock reports);
 - the processes of one update share the engine address the CLI gave them
   (`<program> 127.0.0.1:PORT`, `--engine 127.0.0.1:PORT`): a group whose
-  program names another stack (`--stack`) is left alone.
+  program names another stack (`--stack`) is left alone; a group that names
+  no stack (its program has ended) counts only when it started after the
+  stack's stale lock was taken.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class Process:
     argv: tuple[str, ...]
     cwd: str
     environ: dict[str, str]
+    started: float = 0.0
+    """Start time, seconds since the epoch (0 when unknown)."""
 
     @property
     def program(self) -> str:
@@ -77,14 +81,23 @@ def read(pid: int, proc: Path = PROC) -> Process | None:
     """A process's facts, None when it is gone or not readable (another user's)."""
     entry = proc / str(pid)
     try:
-        ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        ppid = int(fields[1])
+        started = _boot_time(proc) + int(fields[19]) / os.sysconf("SC_CLK_TCK")
         argv = tuple(a.decode(errors="replace") for a in (entry / "cmdline").read_bytes().split(b"\0") if a)
         cwd = os.readlink(entry / "cwd")
         raw = (entry / "environ").read_bytes().decode(errors="replace").split("\0")
     except (OSError, ValueError, IndexError):
         return None
     environ = dict(item.split("=", 1) for item in raw if "=" in item)
-    return Process(pid=pid, ppid=ppid, argv=argv, cwd=cwd, environ=environ)
+    return Process(pid=pid, ppid=ppid, argv=argv, cwd=cwd, environ=environ, started=started)
+
+
+def _boot_time(proc: Path) -> float:
+    for line in (proc / "stat").read_text().splitlines():
+        if line.startswith("btime "):
+            return float(line.split()[1])
+    return 0.0
 
 
 def processes(proc: Path = PROC) -> dict[int, Process]:
@@ -109,8 +122,12 @@ def _normal(backend: str) -> str:
     return backend.split("?", 1)[0].rstrip("/")
 
 
-def find_leftovers(root: Path, backend: str, stack: str, table: dict[int, Process] | None = None) -> tuple[list[Process], list[Process]]:
-    """(this stack's leftover processes, leftovers of other stacks of this project), each sorted by pid."""
+def find_leftovers(root: Path, backend: str, stack: str, table: dict[int, Process] | None = None,
+                   locked_since: float | None = None) -> tuple[list[Process], list[Process]]:
+    """(this stack's leftover processes, leftovers of other stacks of this project), each sorted by pid.
+
+    locked_since: when the stack's stale lock was taken (epoch seconds), if it has one.
+    """
     table = processes() if table is None else table
 
     def has_live_cli(process: Process) -> bool:
@@ -142,7 +159,9 @@ def find_leftovers(root: Path, backend: str, stack: str, table: dict[int, Proces
     others: list[Process] = []
     for members in groups.values():
         stacks = {p.stack for p in members if p.stack}
-        (mine if not stacks or stacks == {stack} else others).extend(members)
+        # A group whose program has ended names no stack: it is ours if it started under our stale lock.
+        under_lock = locked_since is not None and all(p.started >= locked_since - 1 for p in members)
+        (mine if (stacks == {stack} if stacks else under_lock) else others).extend(members)
     return _with_descendants(mine, table), _with_descendants(others, table)
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,15 @@ class Lock:
     host: str
     user: str
     since: str
+
+    def taken(self) -> float | None:
+        """When the lock was taken, seconds since the epoch (None when its timestamp cannot be read)."""
+        match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$", self.since)
+        if not match:
+            return None
+        fraction = (match[2] or ".0")[:7]
+        zone = "+00:00" if match[3] in (None, "Z") else match[3]
+        return datetime.fromisoformat(f"{match[1]}{fraction}{zone}").timestamp()
 
     def holder_alive(self) -> bool | None:
         """True/False when the holder's host is this machine; None when it cannot be told."""

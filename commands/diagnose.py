@@ -69,7 +69,8 @@ def lock_advice(stack: str, root: Path, timeout_s: float) -> list[str]:
         else:
             said.append(f"stack {stack} is locked by pid {lock.pid} on {lock.host} (another machine, since {lock.since}). "
                         f"If no update of it runs there, run `make recover STACK={stack} ARGS=--force-unlock`.")
-    mine, _ = find_leftovers(root, backend, stack)
+    taken = [lock.taken() for lock in stack_locks(backend, stack) or []]
+    mine, _ = find_leftovers(root, backend, stack, locked_since=min((s for s in taken if s is not None), default=None))
     if mine and not said:
         said.append(f"processes of an interrupted update of stack {stack} still run ({', '.join(p.describe() for p in mine)}); "
                     f"`make recover STACK={stack}` lets them finish or stops them, then repairs the stack.")

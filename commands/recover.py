@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"if no update of the stack runs there, run this again with --force-unlock (make recover ARGS=--force-unlock)", file=sys.stderr)
             return 2
         # 2. What a killed CLI left running would act on Helm releases after the repair: let it finish, else stop it.
-        mine, others = find_leftovers(root, backend, stack)
+        taken = [lock.taken() for lock in locks or []]
+        mine, others = find_leftovers(root, backend, stack, locked_since=min((s for s in taken if s is not None), default=None))
         if others:
             print(f"note: processes of an interrupted update of another stack of this project still run, left alone: "
                   f"{', '.join(p.describe() for p in others)}")

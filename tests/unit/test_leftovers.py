@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cli.leftovers import Process, alive, find_leftovers, wait_then_stop
@@ -59,6 +60,15 @@ def test_a_killed_update_of_another_stack_is_not_this_stacks() -> None:
     assert {p.pid for p in others} == {200, 201, 202, 203, 204}
 
 
+def test_a_group_whose_program_ended_is_this_stacks_only_when_it_started_under_the_stale_lock() -> None:
+    plugins = [_p(300, 1, "/p/.tools/bin/pulumi-resource-kubernetes", "127.0.0.1:40300")]
+    plugins = [Process(p.pid, p.ppid, p.argv, p.cwd, p.environ, started=1000.0) for p in plugins]
+    table = _table(plugins)
+    assert find_leftovers(ROOT, BACKEND, "dev", table)[0] == [], "no lock: nothing says it is this stack's"
+    assert find_leftovers(ROOT, BACKEND, "dev", table, locked_since=2000.0)[0] == [], "older than the lock: another update's"
+    assert [p.pid for p in find_leftovers(ROOT, BACKEND, "dev", table, locked_since=999.5)[0]] == [300]
+
+
 def test_leftovers_get_their_time_then_are_stopped() -> None:
     quick = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
     stubborn = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"])
@@ -93,3 +103,11 @@ def test_recovery_uses_the_clis_own_flags() -> None:
     assert targets == [release], "a URN the state does not hold is no target (the refresh would fail: no resource named ...)"
     only_clear = refresh_args("dev", state, [{"type": "creating", "resource": {"urn": created}}], [])
     assert [only_clear[i + 1] for i, arg in enumerate(only_clear) if arg == "--target"] == [stack_urn], "never an untargeted refresh"
+
+
+def test_the_time_a_lock_was_taken_is_read_from_pulumis_timestamp() -> None:
+    from cli.pulumi import Lock
+
+    lock = Lock(path=Path("x.json"), pid=1, host="h", user="u", since="2026-12-02T02:40:01.123456789Z")
+    assert lock.taken() == datetime(2026, 12, 2, 2, 40, 1, 123456, tzinfo=UTC).timestamp()
+    assert Lock(path=Path("x.json"), pid=1, host="h", user="u", since="?").taken() is None
