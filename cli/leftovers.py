@@ -35,6 +35,8 @@ PLUGIN_PREFIXES = ("pulumi-resource-", "pulumi-language-", "pulumi-analyzer-")
 EXEC_SHIM = "pulumi-language-python-exec"
 ADDRESS = re.compile(r"^(127\.0\.0\.1|localhost|\[::1\]):\d+$")
 PROC = Path("/proc")
+# The CLI starts some plugins (language host, policy pack) just before it takes the lock.
+LOCK_SLACK_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,7 @@ def find_leftovers(root: Path, backend: str, stack: str, table: dict[int, Proces
     for members in groups.values():
         stacks = {p.stack for p in members if p.stack}
         # A group whose program has ended names no stack: it is ours if it started under our stale lock.
-        under_lock = locked_since is not None and all(p.started >= locked_since - 1 for p in members)
+        under_lock = locked_since is not None and all(p.started >= locked_since - LOCK_SLACK_S for p in members)
         (mine if (stacks == {stack} if stacks else under_lock) else others).extend(members)
     return _with_descendants(mine, table), _with_descendants(others, table)
 

@@ -65,8 +65,8 @@ def test_a_group_whose_program_ended_is_this_stacks_only_when_it_started_under_t
     plugins = [Process(p.pid, p.ppid, p.argv, p.cwd, p.environ, started=1000.0) for p in plugins]
     table = _table(plugins)
     assert find_leftovers(ROOT, BACKEND, "dev", table)[0] == [], "no lock: nothing says it is this stack's"
-    assert find_leftovers(ROOT, BACKEND, "dev", table, locked_since=2000.0)[0] == [], "older than the lock: another update's"
-    assert [p.pid for p in find_leftovers(ROOT, BACKEND, "dev", table, locked_since=999.5)[0]] == [300]
+    assert find_leftovers(ROOT, BACKEND, "dev", table, locked_since=1031.0)[0] == [], "older than the lock: another update's"
+    assert [p.pid for p in find_leftovers(ROOT, BACKEND, "dev", table, locked_since=1020.0)[0]] == [300]
 
 
 def test_leftovers_get_their_time_then_are_stopped() -> None:
