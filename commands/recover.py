@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -186,10 +187,17 @@ def main(argv: list[str] | None = None) -> int:
         adopt = [held for _, held in finished if held.revision != 1]
         if adopt:
             for held in adopt:
-                print(f"error: the interrupted update created Helm release {held.namespace}/{held.name} in the state's eyes, but Helm already "
-                      f"held it (revision {held.revision}, deployed): adopt it (README, Migrating from Helmfile: "
-                      f"`pulumi config set --path 'adopt[0]' {held.name} --stack {stack}`, then `PULUMI_SKIP_CHECKPOINTS=true make up STACK={stack}`), "
-                      f"after this command has run once more", file=sys.stderr)
+                print(f"error: the interrupted update was creating Helm release {held.namespace}/{held.name}, which Helm already held "
+                      f"(revision {held.revision}, deployed) and the state does not: nothing was changed. To keep it, adopt it "
+                      f"(README, Migrating from Helmfile: `pulumi config set --path 'adopt[0]' {held.name} --stack {stack}`, then "
+                      f"`PULUMI_SKIP_CHECKPOINTS=true make up STACK={stack}`); to install it anew, `helm uninstall {held.name} "
+                      f"--namespace {held.namespace}` and run this again", file=sys.stderr)
+            return 2
+        encrypted = ((state.get("deployment") or {}).get("secrets_providers") or {}).get("type") == "passphrase"
+        passphrase = any(os.environ.get(k) for k in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"))
+        if (pending_ops or pending) and encrypted and not passphrase:
+            print(f"error: repairing stack {stack} ends with `pulumi refresh`, which needs the stack's passphrase: "
+                  f"set PULUMI_CONFIG_PASSPHRASE (or _FILE) and run this again; nothing was changed", file=sys.stderr)
             return 2
         # 4. The stale lock.
         if locks:
