@@ -65,7 +65,8 @@ def diagnose(release: str, namespace: str, neighbours: Iterable[str] = (), since
         objects = _items(["get", "pods,persistentvolumeclaims,jobs", "--namespace", namespace], timeout_s)
         events = _items(["get", "events", "--namespace", namespace], timeout_s)
         found = findings(objects, events, release, neighbours, owned, since)
-        logs = {f.name: job_logs(namespace, f.name, timeout_s) for f in found if f.kind == "Job" and f.state == "Failed"}
+        # A failed Job's pods may be gone (a failed install is uninstalled): its events stay, and the logs are asked for anyway.
+        logs = {f.name: job_logs(namespace, f.name, timeout_s) for f in found if f.kind == "Job"}
     except (ToolError, ValueError) as error:
         return f"release {release} ({namespace}) did not become ready; the cluster could not be asked why: {error}"
     outcome = helm_outcome(history, since)

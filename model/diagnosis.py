@@ -152,10 +152,18 @@ def _object_state(kind: str, status: Mapping[str, Any]) -> tuple[str, str]:
 def report(release: str, namespace: str, outcome: Sequence[str], found: Sequence[Finding], logs: Mapping[str, str]) -> str:
     """The whole explanation of one release, a line per fact; logs: Job name -> its last lines or why there are none."""
     lines = [f"release {release} ({namespace}) did not become ready:"]
+    # Pods that fail for the same reason (replicas, one per workload) are one line.
+    pods: dict[tuple[str, str, str], list[str]] = {}
     for finding in found:
+        if finding.kind == "Pod":
+            pods.setdefault((finding.namespace, finding.state, finding.reason), []).append(finding.name)
+            continue
         lines.append(f"  {finding.line()}")
         if finding.kind == "Job" and finding.name in logs:
             lines.extend(f"    {line}" for line in logs[finding.name].splitlines())
+    for (pod_namespace, state, reason), names in pods.items():
+        subject = f"Pod {pod_namespace}/{names[0]}" if len(names) == 1 else f"Pods {', '.join(f'{pod_namespace}/{n}' for n in names)}"
+        lines.append(f"  {subject}: {state + ': ' if state else ''}{reason}")
     if not found:
         lines.append("  no object of the release reported a reason (no pending pod or claim, no failed Job, no warning event)")
     lines.extend(f"  {line}" for line in outcome)
