@@ -196,8 +196,9 @@ def unreachable_message(server: str, reason: str, stack: str) -> str:
     where = f"the cluster at {server}" if server else "the cluster of the current kubeconfig context"
     kubeconfig = os.environ.get("KUBECONFIG") or "~/.kube/config"
     start = "start it with `make cluster`" if stack == "local" else "start it or reconnect to it (VPN, tunnel)"
+    said = (reason.strip().splitlines() or ["no answer"])[-1].rstrip(".")
     return (
-        f"{where} is unreachable: {reason.splitlines()[-1] if reason else 'no answer'}. "
+        f"{where} is unreachable: {said}{'' if said.endswith(('?', '!')) else '.'} "
         f"Kubeconfig: {kubeconfig}. {start[0].upper()}{start[1:]}, or point KUBECONFIG at the cluster of stack {stack!r}, "
         f"then run this again. The stack's state is untouched (do not set PULUMI_K8S_DELETE_UNREACHABLE=true: "
         f"it would drop every release from the state while they keep running)."
