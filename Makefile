@@ -48,8 +48,10 @@ POLICY_PACK := --policy-pack $(ROOT)/policy
 # checked against the catalog first (an unknown name stops the run).
 TARGETS = targets="$$($(PY) -m commands.targets --stack $(STACK) --tier '$(TIER)' --release '$(RELEASE)')";
 
-.PHONY: help setup venv tools doctor cluster cluster-down stack up up-full preview destroy refresh \
-        test lint lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff images bundle unbundle diff drift recover policy unit e2e go-test values secret charts-sync charts-verify bench-setup bench clean
+.PHONY: help setup venv tools doctor cluster cluster-down stack up up-full preview destroy refresh test lint \
+        lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff images bundle unbundle \
+        diff drift recover policy unit e2e go-test values secret charts-sync charts-verify bench-setup bench \
+        clean diagnose
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -84,7 +86,9 @@ stack: setup
 
 up: setup $(if $(LOCAL_CLUSTER),cluster) stack ## Deploy STACK (default: local onto `make cluster`)
 	@# --continue-on-error: one failing release must not stop unrelated ones (its dependants still wait).
-	@$(TARGETS) $(PULUMI) up --yes --continue-on-error $(LOCAL_REFRESH) --stack $(STACK) $(POLICY_PACK) --message "$$(python3 toolchain/update_message.py)" $$targets $(ARGS)
+	@# On failure, what blocked it (a lock, an interrupted update) and what to do (commands/diagnose.py).
+	@$(TARGETS) $(PULUMI) up --yes --continue-on-error $(LOCAL_REFRESH) --stack $(STACK) $(POLICY_PACK) --message "$$(python3 toolchain/update_message.py)" $$targets $(ARGS) \
+	  || { rc=$$?; $(PY) -m commands.diagnose --stack $(STACK) || true; exit $$rc; }
 
 # The whole catalog with the realistic stand-ins of the external charts (tests/realistic_charts),
 # dev's settings and persistence, on the local cluster and its volumes (stack local-full).
@@ -94,7 +98,8 @@ up-full: setup ## Deploy the whole catalog (realistic chart stand-ins, dev's per
 	@$(MAKE) --no-print-directory up STACK=local-full ARGS='$(ARGS)'
 
 preview: setup stack ## Show what `up` would change (the diff)
-	@$(TARGETS) $(PULUMI) preview $(LOCAL_REFRESH) --stack $(STACK) $(POLICY_PACK) $$targets $(ARGS)
+	@$(TARGETS) $(PULUMI) preview $(LOCAL_REFRESH) --stack $(STACK) $(POLICY_PACK) $$targets $(ARGS) \
+	  || { rc=$$?; $(PY) -m commands.diagnose --stack $(STACK) || true; exit $$rc; }
 
 refresh: setup stack ## Read the cluster's state into the stack
 	@$(PULUMI) refresh --yes --stack $(STACK) $(ARGS)
@@ -141,6 +146,9 @@ diff: setup ## Objects and fields `up` would change in each Helm release of STAC
 
 drift: setup stack ## What changed behind the program's back in STACK (refresh preview + each release's objects); exit 1 on drift
 	@$(PY) -m commands.drift --stack $(STACK)
+
+diagnose: setup ## Why STACK's last `up` failed or cannot run (lock, interrupted update, releases not ready; RELEASE= for one)
+	@$(PY) -m commands.diagnose --stack $(STACK) $(if $(RELEASE),--release $(RELEASE)) $(ARGS)
 
 recover: setup stack ## Repair STACK after an interrupted `up`: stale lock, pending operations, pending Helm releases
 	@$(PY) -m commands.recover --stack $(STACK) $(if $(RELEASE),--release $(RELEASE)) $(ARGS)

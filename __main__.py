@@ -10,7 +10,7 @@ from pathlib import Path
 import pulumi
 from pulumi.runtime.mocks import MockMonitor
 
-from model.pending import PendingQuery, check_not_pending
+from cli.pending import PendingQuery, check_not_pending
 
 # A release left pending by an interrupted update blocks Helm: the pre-flight asks the
 # cluster with one kubectl call (~30 ms), started here so it answers while the program
@@ -19,16 +19,20 @@ pending_query = None if isinstance(pulumi.runtime.settings.get_monitor(), MockMo
 
 # The rest is imported after the query starts, on purpose.
 from components.engine_log import drop_sdk_debug_lines  # noqa: E402
+from components.failure import engine_errors_as_messages  # noqa: E402
 from components.platform import Platform, PlatformArgs  # noqa: E402
 from model.catalog import load_catalog  # noqa: E402
 from model.deployment import prepare, product_endpoints  # noqa: E402
 from model.errors import InputError  # noqa: E402
+from model.identity import PLATFORM_NAME  # noqa: E402
 from model.settings import check_adoption, parse_settings  # noqa: E402
 from model.stackfile import INHERITED_KEYS, with_inherited  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 # Five SDK debug lines per resource, each a blocking call to the engine: 0.1 s of every preview (components/engine_log.py).
 drop_sdk_debug_lines(os.environ)
+# An error the engine answers a registration with (Ctrl-C, a cancelled job) ends the program with its message, no traceback.
+engine_errors_as_messages(os.environ)
 config = pulumi.Config()
 stack = pulumi.get_stack()
 
@@ -57,7 +61,7 @@ finally:
         pending_query.close()
 
 platform = Platform(
-    "astrago",
+    PLATFORM_NAME,
     PlatformArgs(
         deployment=deployment,
         secrets={key: config.require_secret(key) for key in deployment.secret_keys},

@@ -45,18 +45,12 @@ from commands.values import resolve_stack
 from model.catalog import load_catalog
 from model.charts import load_lock, sha256_file
 from model.errors import InputError
+from model.identity import RELEASE_TYPE, Description, is_secret
 from model.stackfile import PROJECT
 from model.values import MASK, flatten
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BACKEND = f"file://{ROOT / '.state' / 'backend'}"
-RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
-# Pulumi's marker of a secret in serialized state (resource.SecretSig in the SDK).
-SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-# components/local_release.py writes this into every Helm release, and after
-# "; " what else changes the rendered chart (post-render patches, registry).
-DESCRIPTION = re.compile(r"^chart (?P<version>\S+) sha256:(?P<digest>[0-9a-f]{64})(?:; (?P<extra>.*))?$")
 HISTORY_NAME = re.compile(r"^(?P<stack>.+)-(?P<ns>\d+)\.history\.json(?P<gz>\.gz)?$")
 # Environment metadata worth showing: git, hosting, CI and how the update ran.
 ENV_PREFIXES = ("git.", "vcs.", "ci.", "exec.")
@@ -248,7 +242,7 @@ def _read_update(number: int, path: Path, seen: set[str]) -> Update:
 def _decode(value: Any, seen: set[str], config: bool = False) -> Any:
     """Plain data with every secret replaced by a `Secret` (its ciphertext noted in `seen`)."""
     if isinstance(value, dict):
-        if value.get(SECRET_SIG_KEY) == SECRET_SIG:
+        if is_secret(value):
             text = str(value.get("ciphertext") or "")
             seen.add(text)
             return Secret(text)
@@ -273,9 +267,9 @@ def _read_releases(path: Path, seen: set[str]) -> dict[str, ReleaseRecord]:
         outputs = _decode(resource.get("outputs") or {}, seen)
         name = str(inputs.get("name") or outputs.get("name") or resource.get("urn", "").rsplit("::", 1)[-1])
         version, digest, extra = "", "", ""
-        match = DESCRIPTION.match(str(inputs.get("description") or ""))
-        if match:
-            version, digest, extra = match["version"], match["digest"], match["extra"] or ""
+        described = Description.parse(str(inputs.get("description") or ""))
+        if described:
+            version, digest, extra = described.version, described.digest, described.extra
         else:
             # Older programs put these only on the LocalRelease component's outputs.
             parent = (by_urn.get(resource.get("parent")) or {}).get("outputs") or {}

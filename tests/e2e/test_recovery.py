@@ -12,9 +12,12 @@ subprocess, as a person or a CI job runs it, and is stopped three ways:
   the middle of the install, the release stays pending-install.
 - SIGKILL of every process during an upgrade (a lost machine): the stack's
   lock file and a pending operation stay as well.
-- SIGKILL of the CLI alone (`kill -9`): its provider goes on waiting on Helm
-  and would undo a repair when its timeout ends; recover refuses until it
-  is stopped.
+- SIGKILL of the CLI alone (`kill -9`) or of its process group, at three
+  points of an update (astrago's first install, between tiers, astrago's
+  upgrade): the language host, the program and the providers outlive it.
+  `make up` is refused and `make diagnose` points to `make recover`, which
+  lets them finish or stops them, repairs the stack by itself, and the next
+  `make up` ends with a clean preview.
 """
 
 from __future__ import annotations
@@ -242,29 +245,70 @@ def test_a_killed_upgrade_leaves_a_lock_and_a_pending_operation_that_recover_cle
     assert command("drift", slow_stack).code == 0
 
 
-def test_a_provider_left_running_by_kill_9_of_the_cli_is_named_and_must_be_stopped_first(slow_stack: E2EStack, tmp_path: Path) -> None:
+def _kill(up: subprocess.Popen[bytes], how: str) -> list[int]:
+    """SIGKILL the CLI alone, or its whole process group; returns the update's other processes, which outlive it."""
+    processes = _tree(up.pid)
+    if how == "cli":
+        os.kill(up.pid, signal.SIGKILL)
+    else:
+        os.killpg(os.getpgid(up.pid), signal.SIGKILL)
+    up.wait(timeout=30)
+    return [p for p in processes[1:] if _alive(p)]
+
+
+def _wait_for(stack: E2EStack, release: str, namespace: str, statuses: tuple[str, ...], up: subprocess.Popen[bytes], timeout_s: float = 120) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        rows = json.loads(stack.helm("list", "--namespace", namespace, "--all", "-o", "json"))
+        status = next((str(r["status"]) for r in rows if r["name"] == release), None)
+        if status in statuses:
+            return str(status)
+        assert up.poll() is None, f"`pulumi up` ended (exit {up.returncode}) before {release} became one of {statuses}"
+        time.sleep(0.05)
+    raise AssertionError(f"{release} did not become one of {statuses} within {timeout_s} s")
+
+
+# Where the update is killed: astrago's first install (the last tier, Helm waiting), right after the
+# monitoring tier's release deployed (the next tiers start within milliseconds: wherever the kill lands),
+# and astrago's upgrade.
+POINTS = ("first-install", "between-tiers", "upgrade")
+
+
+@pytest.mark.parametrize("how", ["cli", "group"])
+@pytest.mark.parametrize("point", POINTS)
+def test_a_killed_update_is_repaired_by_make_recover_alone(slow_stack: E2EStack, tmp_path: Path, point: str, how: str) -> None:
+    if point == "upgrade":
+        _unblock(slow_stack)
+        assert slow_stack.stack.up(color="never", message="e2e: astrago ready").summary.result == "succeeded"
+        _block(slow_stack)
     up = _start_up(slow_stack, tmp_path / "up.log")
     try:
-        _wait_for_status(slow_stack, "pending-install", up)
+        if point == "between-tiers":
+            _wait_for(slow_stack, "gpu-process-exporter", "gpu-operator", ("deployed",), up)
+        else:
+            _wait_for(slow_stack, "astrago", "astrago", ("pending-upgrade" if point == "upgrade" else "pending-install",), up)
     finally:
-        processes = _tree(up.pid)
-        _signal([up.pid], signal.SIGKILL)
-        up.wait(timeout=30)
-    left = [p for p in processes[1:] if _alive(p)]
-    try:
-        assert left, "the CLI's plugins outlive it"
-        refused = command("recover", slow_stack)
-        assert refused.code == 2 and "plugin processes of an interrupted update" in refused.err, refused.out + refused.err
-        named = {int(p) for p in refused.err.split("(pids ", 1)[1].split(")", 1)[0].split()}
-        assert named and named <= set(left), (named, left)
-        assert len(_locks(slow_stack)) == 1, "nothing was changed"
-    finally:
-        _signal(left, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while any(_alive(p) for p in left) and time.monotonic() < deadline:
-        time.sleep(0.1)
+        left = _kill(up, how)
+    # While Helm waits, the plugins outlive the CLI; between tiers they may have nothing to finish and end by themselves.
+    assert left or point == "between-tiers", f"SIGKILL of the {how} leaves the update's plugins running"
+
+    # `make up` on what is left: refused with the way out.
+    locked = _refused(lambda: slow_stack.stack.up(color="never"))
+    assert "locked" in locked or "make recover" in locked, locked[-1500:]
+    advice = command("diagnose", slow_stack)
+    print(f"\nmake diagnose after kill ({point}, {how}):\n{advice.err}")
+    assert advice.code == 1 and f"make recover STACK={slow_stack.name}" in advice.err, advice.out + advice.err
+
     recovered = command("recover", slow_stack)
+    print(f"make recover after kill ({point}, {how}): {recovered.seconds:.1f}s\n{recovered.out}{recovered.err}")
     assert recovered.code == 0, recovered.out + recovered.err
-    assert "removed 1 stale lock(s)" in recovered.out and "never deployed: uninstalled" in recovered.out, recovered.out
+    assert "process(es)" in recovered.out or not any(_alive(p) for p in left), "recover dealt with the leftover processes itself"
+    assert not any(_alive(p) for p in left), "no process of the killed update is left"
+    assert _locks(slow_stack) == [] and _pending_operations(slow_stack) == []
+
     _unblock(slow_stack)
-    assert slow_stack.stack.up(color="never", message="e2e: after kill -9").summary.result == "succeeded"
+    result = slow_stack.stack.up(color="never", message=f"e2e: after kill ({point}, {how})")
+    assert result.summary.result == "succeeded", result.stderr
+    assert _astrago_status(slow_stack) == "deployed"
+    again = slow_stack.stack.preview(expect_no_changes=True, color="never")
+    assert set(again.change_summary) == {auto.OpType.SAME}

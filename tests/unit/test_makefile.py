@@ -27,3 +27,9 @@ def test_up_and_preview_refresh_first_on_the_disposable_local_cluster() -> None:
 def test_with_another_kubeconfig_or_stack_nothing_is_refreshed_implicitly() -> None:
     assert "--refresh" not in _pulumi_command("up", kubeconfig="/elsewhere/kubeconfig")
     assert "--refresh" not in _pulumi_command("preview", stack="dev")
+
+
+def test_a_failed_up_is_followed_by_the_diagnosis_that_points_to_make_recover() -> None:
+    out = subprocess.run(["make", "-n", "up", "STACK=local"], capture_output=True, text=True, timeout=60, cwd=ROOT, check=True).stdout
+    after = out[out.index("/pulumi up "):]
+    assert "|| { rc=$?;" in after and "-m commands.diagnose --stack local" in after and "exit $rc; }" in after, after
