@@ -35,8 +35,8 @@ PROJECT = "astrago-deploy"
 INHERITED_KEYS = ("cluster", "offline", "releases", "externals", "chartsDir")
 INHERITS = "inherits"
 STACK_FILE_GLOB = "Pulumi.*.yaml"
-# Reads a stack file's text by stack name; None when the stack has no file.
-Reader = Callable[[str], "str | None"]
+# Loads a stack's file by stack name; None when the stack has no file.
+Loader = Callable[[str], "StackFile | None"]
 
 
 @dataclass(frozen=True)
@@ -103,50 +103,49 @@ def parse_stack_file(text: str, stack: str, source: str | None = None) -> StackF
     return StackFile(stack=stack, document=document)
 
 
-def file_reader(root: Path) -> Reader:
-    """Read stack files from a folder."""
-    def read(stack: str) -> str | None:
+def file_loader(root: Path) -> Loader:
+    """Load stack files from a folder (None for a stack without a file)."""
+    def load(stack: str) -> StackFile | None:
         path = root / file_name(stack)
         try:
-            return path.read_text()
+            text = path.read_text()
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError) as error:
             raise InputError(f"{path}: cannot be read ({error})") from None
-    return read
+        return parse_stack_file(text, stack, str(path))
+    return load
 
 
 def read_stack_file(root: Path, stack: str) -> StackFile:
     """The stack's own file; InputError naming the known stacks when it has none."""
-    text = file_reader(root)(stack)
-    if text is None:
+    found = file_loader(root)(stack)
+    if found is None:
         raise unknown_stack(root, stack)
-    return parse_stack_file(text, stack, str(root / file_name(stack)) if root != Path(".") else None)
+    return found
 
 
-def chain(stack: str, read: Reader, first: StackFile | None = None, source: Callable[[str], str] = file_name,
-          child: str | None = None) -> list[StackFile]:
+def chain(stack: str, load: Loader, first: StackFile | None = None, child: StackFile | str | None = None) -> list[StackFile]:
     """The stack's file and those of every stack it inherits from, nearest first.
 
-    first: the stack's own file when already read; child: the stack that
-    inherits from `stack` (its config read elsewhere, e.g. through Pulumi).
+    first: the stack's own file when already loaded; child: the stack that
+    inherits from `stack` when its config was read elsewhere (through Pulumi).
     Refuses a chain that comes back to a stack it passed, and a parent without a file.
     """
     files: list[StackFile] = []
-    seen: list[str] = [child] if child else []
+    seen: list[str] = [child if isinstance(child, str) else child.stack] if child else []
     current: StackFile | None = first
     name: str | None = stack
     while name is not None:  # bounded: each step adds a new name to `seen`, or stops
+        by = files[-1].document.source if files else (child.document.source if isinstance(child, StackFile) else file_name(seen[-1]) if seen else "")
         if name in seen:
-            raise InputError(f"{source(seen[-1])}: astrago-deploy:inherits goes round in a circle "
-                             f"({' -> '.join([*seen, name])}); make one of them stop inheriting")
+            raise InputError(f"{by}: astrago-deploy:inherits goes round in a circle ({' -> '.join([*seen, name])}); "
+                             f"make one of these stacks stop inheriting")
         if current is None:
-            text = read(name)
-            if text is None:
-                child = seen[-1] if seen else stack
-                raise InputError(f"{source(child)}: astrago-deploy:inherits names {name!r}, which has no {file_name(name)}; "
+            current = load(name)
+            if current is None:
+                raise InputError(f"{by}: astrago-deploy:inherits names {name!r}, which has no {file_name(name)}; "
                                  f"name an existing stack (dev, stage, prod or a site)")
-            current = parse_stack_file(text, name, source(name))
         seen.append(name)
         files.append(current)
         name, current = current.parent, None
@@ -155,8 +154,7 @@ def chain(stack: str, read: Reader, first: StackFile | None = None, source: Call
 
 def stack_chain(root: Path, stack: str) -> list[StackFile]:
     """`chain` of a stack whose files are in root; InputError naming the known stacks when it has none."""
-    own = read_stack_file(root, stack)
-    return chain(stack, file_reader(root), own, lambda name: str(root / file_name(name)))
+    return chain(stack, file_loader(root), read_stack_file(root, stack))
 
 
 def lay(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -181,7 +179,7 @@ def with_inherited(root: Path, raw: dict[str, Any], parent: str | None, stack: s
     """Lay a stack's own config (raw, e.g. read through Pulumi) over the chain of the stack it inherits from."""
     if not parent:
         return raw
-    files = chain(parent, file_reader(root), source=lambda name: str(root / file_name(name)), child=stack or None)
+    files = chain(parent, file_loader(root), child=stack or None)
     return lay(inherited(files), raw)
 
 
