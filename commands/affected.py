@@ -38,7 +38,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.errors import InputError
+from model.errors import InputError, entry_point
 from model.stackfile import STACK_FILE_GLOB, StackFile, chain, parse_stack_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -198,4 +198,4 @@ def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point(main, "affected")

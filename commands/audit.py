@@ -44,7 +44,7 @@ from commands.charts import write_lock
 from commands.values import resolve_stack
 from model.catalog import load_catalog
 from model.charts import load_lock, sha256_file
-from model.errors import InputError
+from model.errors import InputError, entry_point
 from model.stackfile import PROJECT, StackFile, chain, file_name, inherited, parse_stack_file, stack_chain
 from model.values import MASK, flatten
 
@@ -910,4 +910,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point(main, "audit")

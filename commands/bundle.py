@@ -42,7 +42,7 @@ from pathlib import Path, PurePosixPath
 
 from commands.images import HELM, WORKERS, collect
 from model.charts import DECLARED_FILE, LOCK_FILE, verify_lock
-from model.errors import InputError
+from model.errors import InputError, entry_point
 from model.stackfile import file_name, stack_chain
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -284,4 +284,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point(main, "bundle")

@@ -37,6 +37,7 @@ from typing import Any
 from cli.helm import HelmRelease, deployed_revision, helm_releases
 from cli.process import ToolError, run, tool
 from commands.live import ROOT, resolve_for_cluster
+from model.errors import entry_point
 from model.manifest import parse_manifest
 from model.values import MASK
 
@@ -290,4 +291,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point(main, "drift")

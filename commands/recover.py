@@ -28,7 +28,6 @@ healthy stack changes nothing. Exit 0 when the stack is ready for `make up`,
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import socket
@@ -42,7 +41,7 @@ from cli.helm import HelmRelease, helm_history, helm_releases
 from cli.process import ToolError, run, tool
 from commands.live import ROOT, kubeconfig_problem
 from model.catalog import load_catalog
-from model.errors import InputError
+from model.errors import InputError, entry_point
 from model.pending import PendingCheckError, PendingRelease, find_pending
 from model.stackfile import PROJECT
 
@@ -327,6 +326,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    with contextlib.suppress(KeyboardInterrupt):
-        sys.exit(main())
-    sys.exit(130)
+    entry_point(main, "recover")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from model.catalog import HOOK_RESOURCE_TYPE, load_catalog
 from model.deployment import enabled_releases
-from model.errors import InputError
+from model.errors import InputError, entry_point
 from model.stackfile import PROJECT, stack_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,4 +66,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point(main, "targets")

@@ -31,6 +31,8 @@ from model.yamlload import Document, KeyPath
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_DIR = ROOT / "schemas"
 CACHE_ENV = "ASTRAGO_SCHEMA_CACHE"
+# Cache keys of documents that passed, in this process.
+_PASSED: set[str] = set()
 HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*$")
 GO_DURATION = re.compile(r"^(?=\d)(\d+h)?(\d+m)?(\d+s)?$")
 TYPE_NAMES = {"object": "a map", "array": "a list", "string": "a string", "boolean": "true or false",
@@ -127,8 +129,8 @@ def _validator(name: str) -> Any:
     return Draft202012Validator(schema(name), registry=registry, format_checker=checker)
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or ROOT / ".state" / "schema-ok")
+def _cache_dir() -> str:
+    return os.environ.get(CACHE_ENV) or str(ROOT / ".state" / "schema-ok")
 
 
 def _cache_key(name: str, data: Any) -> str:
@@ -143,15 +145,22 @@ def problems(name: str, document: Document, hide: int = 0, label: str = "") -> l
     label: a key path the data sits at, put before each path (`helm` for Helm options).
     """
     data: Any = document.data
-    marker = _cache_dir() / _cache_key(name, data)
-    if marker.exists():
+    key = _cache_key(name, data)
+    if key in _PASSED:
+        return []
+    folder = _cache_dir()
+    marker = os.path.join(folder, key)
+    if os.path.exists(marker):
+        _PASSED.add(key)
         return []
     errors = sorted(_validator(name).iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), str(e.validator)))
     found = [message for error in _leaves(errors) for message in _messages(error, document, hide, label)]
     if not found:
+        _PASSED.add(key)
         try:
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
+            os.makedirs(folder, exist_ok=True)
+            with open(marker, "w"):
+                pass
         except OSError:
             pass  # a read-only checkout validates every time
     return list(dict.fromkeys(found))

@@ -98,7 +98,7 @@ def parse_stack_file(text: str, stack: str, source: str | None = None) -> StackF
     """A stack file from its text; InputError naming file and line for bad YAML or a schema violation."""
     document = parse(text, source or file_name(stack))
     if document.data is None:
-        document = Document(source=document.source, data={}, lines=document.lines)
+        document = Document(source=document.source, data={}, node=document.node)
     schemas.check("stack", document, hide=1)
     return StackFile(stack=stack, document=document)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +36,24 @@ def safe_load(text: str) -> Any:
 
 
 @dataclass(frozen=True)
-class Document:
+class Document:  # frozen, yet `lines` is cached: cached_property writes the instance __dict__ directly
     """A YAML file's data and the line (1-based) where each key path starts."""
 
     source: str
     """The file as messages name it (a path, or `<commit>:<path>`)."""
     data: Any
-    lines: dict[KeyPath, int] = field(default_factory=dict)
+    node: yaml.Node | None = field(default=None, repr=False, compare=False)
+    """The parsed node tree: lines are read from it only when a message needs one."""
     locate: Callable[[KeyPath], str] | None = None
     """For data assembled from several files: `<file> line <n>` of a key path (replaces source + lines)."""
+
+    @cached_property
+    def lines(self) -> dict[KeyPath, int]:
+        """Line (1-based) of every key path the file holds."""
+        found: dict[KeyPath, int] = {}
+        if self.node is not None:
+            _walk(self.node, (), found)
+        return found
 
     def line(self, path: KeyPath) -> int | None:
         """Line of the deepest prefix of `path` the file holds (a missing key points at its parent)."""
@@ -81,10 +91,7 @@ def parse(text: str, source: str, hint: str = "") -> Document:
             loader.dispose()
     except yaml.YAMLError as error:
         raise syntax_error(source, error, hint) from None
-    lines: dict[KeyPath, int] = {}
-    if node is not None:
-        _walk(node, (), lines)
-    return Document(source=source, data=data, lines=lines)
+    return Document(source=source, data=data, node=node)
 
 
 def load_file(path: Path, hint: str = "", source: str | None = None) -> Document:

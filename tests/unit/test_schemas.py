@@ -60,6 +60,7 @@ def test_messages_name_file_line_and_key_path(tmp_path: Path) -> None:
 
 def test_a_document_that_passed_is_not_validated_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(schemas.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(schemas, "_PASSED", set())
     document = parse("config:\n  astrago-deploy:chartsDir: charts\n", "Pulumi.x.yaml")
     assert schemas.problems("stack", document, hide=1) == []
     assert len(list(tmp_path.iterdir())) == 1
