@@ -191,6 +191,7 @@ def _path_text(path: KeyPath, data: Any, hide: int = 0) -> str:
     """`a.b[2].c`; a list item that has a `name` shows it: `releases[astrago]`."""
     text = ""
     node = data
+    hide = hide if len(path) > hide else 0  # a path that ends in the hidden part is shown whole
     for position, part in enumerate(path):
         if position < hide:
             node = node.get(part) if isinstance(node, dict) else None

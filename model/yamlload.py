@@ -70,9 +70,16 @@ class Document:  # frozen, yet `lines` is cached: cached_property writes the ins
         return f"{self.source} line {line}" if line else self.source
 
 
-def syntax_error(source: str, error: yaml.YAMLError, hint: str = "") -> InputError:
-    """A YAML syntax error as one message naming the file and the line."""
+def syntax_error(source: str, error: yaml.YAMLError, hint: str = "", text: str = "") -> InputError:
+    """A YAML syntax error as one message naming the file and the line.
+
+    The parser notices an unclosed bracket only where the text ends; the line
+    that opened it (the context) is then the one to fix.
+    """
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    context_mark = getattr(error, "context_mark", None)
+    if mark is not None and context_mark is not None and not text[mark.index:].strip():
+        mark = context_mark
     problem = getattr(error, "problem", None) or str(error)
     context = getattr(error, "context", None)
     where = f"{source} line {mark.line + 1}" if mark is not None else source
@@ -90,7 +97,7 @@ def parse(text: str, source: str, hint: str = "") -> Document:
         finally:
             loader.dispose()
     except yaml.YAMLError as error:
-        raise syntax_error(source, error, hint) from None
+        raise syntax_error(source, error, hint, text) from None
     return Document(source=source, data=data, node=node)
 
 

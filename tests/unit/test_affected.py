@@ -101,7 +101,7 @@ def test_inheritance_is_followed_through_a_chain(tmp_path: Path) -> None:
 
 def test_a_stack_file_that_is_not_yaml_is_named(repo: Path) -> None:
     (repo / "Pulumi.site-a.yaml").write_text("config: [unclosed\n")
-    with pytest.raises(InputError, match=r"Pulumi\.site-a\.yaml line 2: not valid YAML"):
+    with pytest.raises(InputError, match=r"Pulumi\.site-a\.yaml line 1: not valid YAML"):
         read_stacks(repo)
 
 
@@ -179,7 +179,7 @@ def test_the_command_prints_json_and_explains_on_stderr(capsys: pytest.CaptureFi
 def test_the_command_refuses_bad_input_with_exit_2(capsys: pytest.CaptureFixture[str], repo: Path) -> None:
     (repo / "Pulumi.dev.yaml").write_text("config: [unclosed\n")
     assert cmd.main(["values/astrago.yaml"], repo) == 2
-    assert "Pulumi.dev.yaml line 2: not valid YAML" in capsys.readouterr().err
+    assert "Pulumi.dev.yaml line 1: not valid YAML" in capsys.readouterr().err
     with pytest.raises(SystemExit) as usage:
         cmd.main([], repo)
     assert usage.value.code == 2
