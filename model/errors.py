@@ -9,9 +9,7 @@ non-zero exit, never a traceback; `--debug` or `ASTRAGO_DEBUG=1` shows it.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import NoReturn
 
@@ -45,6 +43,8 @@ def describe(error: BaseException) -> tuple[str, int]:
     user; other failures are named by type and message, with the switch that
     shows the traceback.
     """
+    import subprocess  # deferred: every program run imports this module, few ever fail
+
     if isinstance(error, KeyboardInterrupt):
         return "interrupted (Ctrl-C); a stopped update is repaired by `make recover STACK=<stack>`", EXIT_INTERRUPTED
     if isinstance(error, InputError):
@@ -77,6 +77,8 @@ def entry_point(main: Callable[[list[str]], int], name: str, argv: list[str] | N
         raise
     except BaseException as error:  # the last line of defence of every command
         if debug:
+            import traceback
+
             traceback.print_exc()
         message, code = describe(error)
         print(f"{name}: error: {message}", file=sys.stderr)

@@ -15,7 +15,6 @@ imported, again; any change of data or schema validates afresh.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import os
 import re
@@ -23,7 +22,6 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from model.errors import InputError
 from model.yamlload import Document, KeyPath
@@ -56,6 +54,8 @@ def duration_seconds(text: str) -> int:
 
 
 def _is_host(text: str) -> bool:
+    import ipaddress  # deferred with the other format checks: they run only when a document is validated
+
     try:
         ipaddress.ip_address(text.strip("[]"))
         return True
@@ -64,6 +64,8 @@ def _is_host(text: str) -> bool:
 
 
 def _is_url(text: str, schemes: Iterable[str]) -> bool:
+    from urllib.parse import urlsplit
+
     if any(c.isspace() for c in text):
         return False
     try:
@@ -76,6 +78,8 @@ def _is_url(text: str, schemes: Iterable[str]) -> bool:
 
 
 def _is_ip(text: str) -> bool:
+    import ipaddress
+
     try:
         ipaddress.ip_address(text)
         return True
