@@ -196,6 +196,7 @@ class Case:
     command: tuple[str, ...]
     expected: tuple[str, ...]
     stack: str = "local"
+    extra: tuple[str, ...] = ()
 
 
 CASES = [
@@ -214,6 +215,11 @@ CASES = [
     Case("stack-typo", None, PREVIEW, ("stack 'loacl' has no stack file Pulumi.loacl.yaml", "Did you mean 'local'?",
                                        "Known stacks: dev, local, prod, stage"), stack="loacl"),
     Case("stack-typo-make-stack", None, STACK, ("stack 'loacl' has no stack file Pulumi.loacl.yaml", "Did you mean 'local'?"), stack="loacl"),
+    Case("stack-typo-drift", None, ("make", "drift"), ("stack 'loacl' has no stack file", "Did you mean 'local'?"), stack="loacl"),
+    Case("stack-typo-destroy", None, ("make", "destroy"), ("stack 'loacl' has no stack file", "Did you mean 'local'?"), stack="loacl"),
+    Case("stack-typo-secret", None, ("make", "secret"), ("stack 'loacl' has no stack file", "Did you mean 'local'?"), stack="loacl", extra=("KEY=mariadbPassword",)),
+    Case("stack-typo-values", None, (PY, "-m", "commands.values", "--stack", "loacl"), ("stack 'loacl' has no stack file", "Did you mean 'local'?")),
+    Case("fresh-checkout-dev-refresh", None, ("make", "refresh"), ("stack 'dev' is not in the backend",), stack="dev"),
     Case("fresh-checkout-dev", None, PREVIEW, ("stack 'dev' is not in the backend", "create the stack with `make stack STACK=dev`"), stack="dev"),
     Case("yaml-error-line-17", _write("Pulumi.local.yaml", BROKEN_AT_17), PREVIEW, ("Pulumi.local.yaml line 17: not valid YAML",)),
     Case("external-yaml-unclosed-verify", _replace("charts/external.yaml", "repository: https://helm.goharbor.io", "repository: [unclosed"), VERIFY,
@@ -302,7 +308,7 @@ def test_bad_input_is_refused_and_changes_nothing(project: Project, case: Case) 
     if case.edit is not None:
         case.edit(project.root)
     before = project.fingerprint()
-    result = project.make(case.command[1], case.stack) if case.command[0] == "make" else project.run(*case.command)
+    result = project.make(case.command[1], case.stack, *case.extra) if case.command[0] == "make" else project.run(*case.command)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     for fragment in case.expected:
