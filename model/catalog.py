@@ -6,13 +6,14 @@ file, the release and the key, and says what is allowed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from model import schemas
 from model.errors import InputError
-from model.yamlload import Document, load_file
+from model.yamlload import Document, KeyPath, load_file
 
 # Resource type of a hook: the only type of this project's hooks provider
 # (toolchain/go/hooks-provider); part of every hook's URN.
@@ -120,31 +121,35 @@ def load_catalog(path: Path) -> Catalog:
     """Read and validate the catalog file (schemas/catalog.schema.json, then the checks that need the whole catalog)."""
     document = load_file(path, source=str(path))
     schemas.check("catalog", document)
-    return parse_catalog(document.data, str(path), checked=True)
+    return parse_catalog(document.data, str(path), checked=True, where=document.where)
 
 
-def parse_catalog(data: Any, source: str, checked: bool = False) -> Catalog:
-    """Validate catalog data already parsed from YAML (checked: it already passed the schema)."""
+def parse_catalog(data: Any, source: str, checked: bool = False, where: Callable[[KeyPath], str] | None = None) -> Catalog:
+    """Validate catalog data already parsed from YAML (checked: it already passed the schema).
+
+    where: `<file> line <n>` of a key path, when the file's lines are known.
+    """
     if not checked:
         schemas.check("catalog", Document(source=source, data=data))
+    at = where or (lambda _path: source)
     tiers = tuple(data["tiers"])
     defaults = (data.get("defaults") or {}).get("helm") or {}
     releases: list[Release] = []
     seen: set[str] = set()
-    for raw in data["releases"]:
-        release = _parse_release(raw, tiers, defaults, source)
+    for index, raw in enumerate(data["releases"]):
+        if raw["tier"] not in tiers:
+            raise InputError(f"{at(('releases', index, 'tier'))}: release {raw['name']!r}: tier {raw['tier']!r} is not one of {list(tiers)}")
+        release = _parse_release(raw, defaults, source)
         if release.name in seen:
-            raise InputError(f"{source}: release {release.name!r} is declared twice; release names must be unique")
+            raise InputError(f"{at(('releases', index, 'name'))}: release {release.name!r} is declared twice; release names must be unique")
         seen.add(release.name)
         releases.append(release)
     return Catalog(tiers=tiers, releases=tuple(releases), source=source)
 
 
-def _parse_release(raw: dict[str, Any], tiers: tuple[str, ...], defaults: dict[str, Any], source: str) -> Release:
+def _parse_release(raw: dict[str, Any], defaults: dict[str, Any], source: str) -> Release:
     name = raw["name"]
     where = f"{source}: release {name!r}"
-    if raw["tier"] not in tiers:
-        raise InputError(f"{where}: tier {raw['tier']!r} is not one of {list(tiers)}")
     kind, chart_name = next(iter(raw["chart"].items()))
     return Release(
         name=name,

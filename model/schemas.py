@@ -230,7 +230,7 @@ def _messages(error: Any, document: Document, hide: int, label: str) -> list[str
         allowed = sorted(error.schema.get("properties", {}))
         renamed = error.schema.get("x-renamed", {})
         patterns = list(error.schema.get("patternProperties", {}))
-        return [say((*path, extra), renamed.get(extra) or f"unknown key; allowed here: {', '.join(allowed) or 'none'}")
+        return [say((*path, extra), renamed.get(extra) or _unknown(extra, allowed))
                 for extra in sorted(set(value) - set(allowed)) if not any(re.match(p, extra) for p in patterns)]
     if custom:
         return [say(path, custom if custom.startswith("is ") else f"{custom}, not {_show(value)}")]
@@ -256,6 +256,14 @@ def _messages(error: Any, document: Document, hide: int, label: str) -> list[str
     if kind == "uniqueItems":
         return [say(path, "lists an item twice")]
     return [say(path, error.message)]
+
+
+def _unknown(key: str, allowed: list[str]) -> str:
+    """`unknown key`, the closest allowed name when one is close, and the allowed names."""
+    import difflib
+
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.7)
+    return "unknown key" + (f"; did you mean {close[0]}?" if close else ".") + f" Allowed here: {', '.join(allowed) or 'none'}"
 
 
 def _show(value: Any) -> str:

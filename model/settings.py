@@ -90,7 +90,7 @@ def parse_settings(stack: str, raw: dict[str, Any], catalog: Catalog, where: Cal
     releases: dict[str, ReleaseOverride] = {}
     for name, override in (raw.get("releases") or {}).items():
         if name not in known:
-            problems.append(f"{at('releases', name)}: no such release in {catalog.source}; known releases: {sorted(known)}")
+            problems.append(f"{at('releases', name)}: no such release in {catalog.source}{_closest(name, known)}; known releases: {sorted(known)}")
             continue
         body = override or {}
         values = body.get("values") or {}
@@ -105,7 +105,7 @@ def parse_settings(stack: str, raw: dict[str, Any], catalog: Catalog, where: Cal
     externals: dict[str, dict[str, str]] = {}
     for name, endpoint in (raw.get("externals") or {}).items():
         if name not in known:
-            problems.append(f"{at('externals', name)}: no such release in {catalog.source}; known releases: {sorted(known)}")
+            problems.append(f"{at('externals', name)}: no such release in {catalog.source}{_closest(name, known)}; known releases: {sorted(known)}")
             continue
         offered = known[name].endpoint
         for extra in sorted(set(endpoint) - set(offered)):
@@ -144,6 +144,13 @@ def _adopt(value: list[str] | None, where: str, known: dict[str, Any], problems:
         if name != ADOPT_ALL and name not in known:
             problems.append(f"{where} names {name!r}, which is not a release of the catalog; known releases: {sorted(known)}")
     return tuple(value)
+
+
+def _closest(name: str, known: dict[str, Any]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.7)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _has_path(values: Any, dotted: str) -> bool:

@@ -257,13 +257,14 @@ CASES = [
     Case("charts-dir-is-a-number", _edit_stack("local", "chartsDir", 5), PREVIEW, ("astrago-deploy:chartsDir: must be a string, not 5",)),
     Case("adopt-is-a-string", _edit_stack("local", "adopt", "astrago"), PREVIEW, ("astrago-deploy:adopt: must be a list, not 'astrago'",)),
     # --- unknown keys and names -----------------------------------------------------------------------------------
-    Case("unknown-config-key", _edit_stack("local", "clutser", {"domain": "x"}), PREVIEW, ("astrago-deploy:clutser: unknown key; allowed here:",)),
+    Case("unknown-config-key", _edit_stack("local", "clutser", {"domain": "x"}), PREVIEW, ("astrago-deploy:clutser: unknown key; did you mean astrago-deploy:cluster? Allowed here:",)),
     Case("unknown-cluster-key", _edit_stack("local", "cluster", {"domian": "astrago.localhost"}), PREVIEW,
-         ("astrago-deploy:cluster.domian: unknown key; allowed here: domain, externalIP, nfs, storageClass",)),
-    Case("unknown-release-key", _release("astrago", {"valeus": {}}), PREVIEW, ("astrago-deploy:releases.astrago.valeus: unknown key; allowed here: enabled, helm, values",)),
+         ("astrago-deploy:cluster.domian: unknown key; did you mean domain? Allowed here: domain, externalIP, nfs, storageClass",)),
+    Case("unknown-release-key", _release("astrago", {"valeus": {}}), PREVIEW, ("astrago-deploy:releases.astrago.valeus: unknown key; did you mean values? Allowed here: enabled, helm, values",)),
     Case("unknown-top-level-key", _replace("Pulumi.local.yaml", "config:", "confg:"), PREVIEW,
-         ("Pulumi.local.yaml line 2: confg: unknown key; allowed here: config, encryptedkey, encryptionsalt, environment, secretsprovider",)),
+         ("Pulumi.local.yaml line 2: confg: unknown key; did you mean config? Allowed here: config, encryptedkey, encryptionsalt, environment, secretsprovider",)),
     Case("unknown-release", _release("grafana", {"enabled": True}), PREVIEW, ("astrago-deploy:releases.grafana: no such release in", "known releases:")),
+    Case("release-typo", _release("astrgo", {"enabled": True}), PREVIEW, ("astrago-deploy:releases.astrgo: no such release in ", "catalog/releases.yaml (did you mean 'astrago'?)")),
     Case("unknown-endpoint-key", _edit_stack("local", "externals", {"keycloak": {"address": "https://sso.example"}}), PREVIEW,
          ("astrago-deploy:externals.keycloak.address is not an endpoint key of keycloak; allowed: ['url']",)),
     # --- formats ----------------------------------------------------------------------------------------------------
@@ -278,9 +279,9 @@ CASES = [
     Case("plain-secret-key", _edit_stack("local", "mariadbPassword", "hunter2"), PREVIEW,
          ("astrago-deploy:mariadbPassword is a credential stored in plain text", "`make secret STACK=local KEY=mariadbPassword < file`")),
     # --- bad catalog entries ----------------------------------------------------------------------------------------
-    Case("catalog-bad-tier", _catalog(_astrago({"tier": "platform"})), PREVIEW, ("release 'astrago': tier 'platform' is not one of",)),
-    Case("catalog-duplicate", _catalog(lambda d: d["releases"].append(dict(d["releases"][0]))), PREVIEW, ("is declared twice",)),  # type: ignore[attr-defined,index]
-    Case("catalog-unknown-key", _catalog(_astrago({"colour": "blue"})), PREVIEW, ("catalog/releases.yaml line ", "releases[astrago].colour: unknown key")),
+    Case("catalog-bad-tier", _catalog(_astrago({"tier": "platform"})), PREVIEW, ("catalog/releases.yaml line ", "release 'astrago': tier 'platform' is not one of",)),
+    Case("catalog-duplicate", _catalog(lambda d: d["releases"].append(dict(d["releases"][0]))), PREVIEW, ("catalog/releases.yaml line ", "is declared twice",)),  # type: ignore[attr-defined,index]
+    Case("catalog-unknown-key", _catalog(_astrago({"colour": "blue"})), PREVIEW, ("catalog/releases.yaml line ", "releases[astrago].colour: unknown key. Allowed here:")),
     Case("catalog-not-yaml", _write("catalog/releases.yaml", "tiers: [infrastructure\n"), PREVIEW, ("catalog/releases.yaml line ", "not valid YAML")),
     Case("catalog-bad-hook", _catalog(_astrago({"hooks": [{"name": "x", "when": "postInstall"}]})), PREVIEW,
          ("releases[astrago].hooks[x].when: 'postInstall' is not allowed; choose one of preInstall, preDelete",)),

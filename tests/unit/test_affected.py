@@ -119,7 +119,7 @@ def test_a_circular_chain_is_refused_as_the_program_refuses_it(tmp_path: Path) -
 
 def test_a_stack_file_breaking_the_schema_is_named_with_its_line(repo: Path) -> None:
     (repo / "Pulumi.site-a.yaml").write_text("config:\n  astrago-deploy:inherits: prod\n  astrago-deploy:clutser: {}\n")
-    with pytest.raises(InputError, match=r"Pulumi\.site-a\.yaml line 3: astrago-deploy:clutser: unknown key"):
+    with pytest.raises(InputError, match=r"Pulumi\.site-a\.yaml line 3: astrago-deploy:clutser: unknown key; did you mean astrago-deploy:cluster\?"):
         read_stacks(repo)
 
 

@@ -223,7 +223,7 @@ def test_unknown_release_in_stack_config_is_refused(run_program: RunProgram) -> 
 
 
 def test_unknown_cluster_key_names_the_allowed_keys(run_program: RunProgram) -> None:
-    _fails(run_program, "dev", ["astrago-deploy:cluster.externalIp", "allowed"], overrides={"cluster": {"externalIp": "1.2.3.4"}})
+    _fails(run_program, "dev", ["astrago-deploy:cluster.externalIp: unknown key; did you mean externalIP? Allowed here:"], overrides={"cluster": {"externalIp": "1.2.3.4"}})
 
 
 def test_missing_secret_lists_keys_and_commands(run_program: RunProgram) -> None:
