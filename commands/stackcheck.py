@@ -4,8 +4,10 @@
 
 Refuses, changing nothing, a stack without a `Pulumi.<stack>.yaml` (naming
 the known stacks and the closest name), a stack file or one it inherits from
-that is not YAML or breaks the schema (file and line), and settings the
-catalog refuses (unknown releases, endpoint keys, credentials in values).
+that is not YAML or breaks the schema (file and line), settings the catalog
+refuses (unknown releases, endpoint keys, credentials in values), and a chart
+declaration or lock of the stack's charts folder that is not YAML or breaks
+its schema.
 With --in-backend (the read-only targets: preview, refresh, destroy, policy,
 drift, recover) it also refuses a stack a file backend does not hold yet,
 instead of letting a preview create it: `make stack` or `make up` creates
@@ -19,6 +21,7 @@ import os
 from pathlib import Path
 
 from model.catalog import load_catalog
+from model.charts import DECLARED_FILE, load_declared, load_lock
 from model.errors import InputError, entry_point
 from model.stackfile import PROJECT, file_name, stack_settings
 
@@ -37,7 +40,12 @@ def backend_holds(stack: str, url: str, project: str = PROJECT) -> bool | None:
 
 def check(stack: str, root: Path = ROOT, in_backend: bool = False, environ: dict[str, str] | None = None) -> None:
     """Raise InputError when the stack's files (or, with in_backend, its state) are not ready for pulumi."""
-    stack_settings(root, stack, load_catalog(root / "catalog" / "releases.yaml"))
+    settings = stack_settings(root, stack, load_catalog(root / "catalog" / "releases.yaml"))
+    charts = root / settings.charts_dir
+    if (charts / DECLARED_FILE).is_file():
+        # Read (syntax and schema), not verified: archives are checked by the program, for the charts the stack needs.
+        load_declared(charts)
+        load_lock(charts)
     if in_backend:
         url = (environ if environ is not None else dict(os.environ)).get(BACKEND_ENV, "")
         if backend_holds(stack, url) is False:
