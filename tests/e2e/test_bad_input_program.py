@@ -3,7 +3,8 @@
 tests/integration/test_bad_input.py runs the matrix through `make` (whose
 pre-flight stops most of it before pulumi starts). Here pulumi runs the
 program directly, as `pulumi preview` / `pulumi up` without make would: a
-throwaway stack with the local stack's settings is deployed once, then each
+throwaway stack with the local stack's settings and one external release
+(mpi-operator, a stand-in chart) is deployed once, then each
 case edits the project copy, runs preview and up, and asserts one message, no
 traceback, and that the Helm releases (name, revision, status), the stack's
 state and the charts folder are unchanged.
@@ -22,13 +23,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.conftest import TOOLS, E2EStack, copy_project, dispose, new_stack
+from tests.e2e.conftest import TOOLS, E2EStack, copy_project, dispose, new_stack, sync_standins
 
 
 @pytest.fixture(scope="module")
 def deployed(engine_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EStack]:
-    project = copy_project(tmp_path_factory.mktemp("bad-input-program") / "project")
-    stack = new_stack(project, engine_env, "local", {}, prefix="bad-input")
+    scratch = tmp_path_factory.mktemp("bad-input-program")
+    project = copy_project(scratch / "project")
+    # One external release (a stand-in served on 127.0.0.1 and locked), so the program reads the declaration and the lock.
+    sync_standins(project, scratch)
+    stack = new_stack(project, engine_env, "local", {"releases": {"mpi-operator": {"enabled": True}}}, prefix="bad-input")
     try:
         result = stack.stack.up(on_output=print, message="e2e: bad-input baseline")
         assert result.summary.result == "succeeded", result.stderr
