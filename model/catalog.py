@@ -18,8 +18,6 @@ from model.yamlload import Document, KeyPath, load_file
 # Resource type of a hook: the only type of this project's hooks provider
 # (toolchain/go/hooks-provider); part of every hook's URN.
 HOOK_RESOURCE_TYPE = "astrago-hooks:index:Hook"
-# What `make drift` does on drift of a release (helm.drift): exit 1, report, or not check.
-DRIFT_MODES = ("fail", "warn", "ignore")
 PLATFORM_SETTINGS = ("storageClass", "nfs.server", "nfs.path", "externalIP", "domain", "imageRegistry")
 # Helm's own default for --timeout.
 DEFAULT_TIMEOUT = "300s"
