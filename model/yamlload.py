@@ -73,12 +73,14 @@ class Document:  # frozen, yet `lines` is cached: cached_property writes the ins
 def syntax_error(source: str, error: yaml.YAMLError, hint: str = "", text: str = "") -> InputError:
     """A YAML syntax error as one message naming the file and the line.
 
-    The parser notices an unclosed bracket only where the text ends; the line
-    that opened it (the context) is then the one to fix.
+    The parser notices an unclosed bracket only at the next line it cannot
+    read (or where the text ends); the line that opened the bracket (the
+    context) is then the one to fix.
     """
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
     context_mark = getattr(error, "context_mark", None)
-    if mark is not None and context_mark is not None and not text[mark.index:].strip():
+    opened = str(getattr(error, "context", "") or "").startswith("while parsing a flow")
+    if mark is not None and context_mark is not None and (opened or not text[mark.index:].strip()):
         mark = context_mark
     problem = getattr(error, "problem", None) or str(error)
     context = getattr(error, "context", None)
