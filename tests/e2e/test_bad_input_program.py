@@ -67,7 +67,9 @@ def _stack_file_edit(change: Callable[[dict[str, object]], None]) -> Callable[[E
 def _file_edit(relative: str, old: str | None, new: str) -> Callable[[E2EStack], None]:
     def edit(stack: E2EStack) -> None:
         path = stack.project / relative
-        path.write_text(new if old is None else path.read_text().replace(old, new, 1))
+        text = path.read_text() if old is not None else ""
+        assert old is None or old in text, f"{relative} lacks {old!r}"
+        path.write_text(new if old is None else text.replace(old, new, 1))
     return edit
 
 
@@ -91,7 +93,8 @@ class Case:
 
 
 CASES = [
-    Case("external-yaml-unclosed", _file_edit("charts/external.yaml", "repository: https://helm.goharbor.io", "repository: [unclosed"),
+    # sync_standins declared every chart at the stand-in repository on 127.0.0.1.
+    Case("external-yaml-unclosed", _file_edit("charts/external.yaml", "repository: http", "repository: [unclosed http"),
          ("charts/external.yaml line ", "not valid YAML")),
     Case("external-yaml-list", _file_edit("charts/external.yaml", None, "- name: harbor\n"), ("external.yaml line 1: (top level): must be a map, not a list",)),
     Case("lock-list", _file_edit("charts/versions.lock", None, "- name: harbor\n"), ("versions.lock line 1: (top level): must be a map, not a list",)),
