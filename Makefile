@@ -51,7 +51,7 @@ TARGETS = targets="$$($(PY) -m commands.targets --stack $(STACK) --tier '$(TIER)
 .PHONY: help setup venv tools doctor cluster cluster-down stack up up-full preview destroy refresh test lint \
         lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff images bundle unbundle \
         diff drift recover policy unit e2e go-test values secret charts-sync charts-verify bench-setup bench \
-        clean diagnose
+        clean diagnose stack-exists
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -80,9 +80,19 @@ cluster: setup ## Start the local simulated cluster with volumes (no-op when it 
 cluster-down: ## Stop the local cluster and remove its data
 	@python3 cluster/cluster.py down
 
-stack: setup
+# The pre-flight of every target on a stack (commands/stackcheck.py, ~0.2 s CPU): the stack's file and those it
+# inherits from are checked (YAML, schema, catalog) before pulumi reads them, naming file and line; a
+# STACK without a Pulumi.<stack>.yaml is refused, never created.
+STACK_CHECK = $(PY) -m commands.stackcheck --stack $(STACK)
+
+stack: setup ## Create STACK in the backend from its Pulumi.<stack>.yaml (`up` and `secret` do this themselves)
+	@$(STACK_CHECK)
 	@case "$$PULUMI_BACKEND_URL" in file://*) mkdir -p "$${PULUMI_BACKEND_URL#file://}";; esac
 	@$(PULUMI) stack select --create $(STACK) --non-interactive >/dev/null
+
+# The read-only targets never create a stack: they also refuse one the backend does not hold yet.
+stack-exists: setup
+	@$(STACK_CHECK) --in-backend
 
 up: setup $(if $(LOCAL_CLUSTER),cluster) stack ## Deploy STACK (default: local onto `make cluster`)
 	@# --continue-on-error: one failing release must not stop unrelated ones (its dependants still wait).
@@ -97,17 +107,17 @@ up-full: setup ## Deploy the whole catalog (realistic chart stand-ins, dev's per
 	@$(PY) -m tests.standin_charts --realistic $(REALISTIC_CHARTS) >/dev/null
 	@$(MAKE) --no-print-directory up STACK=local-full ARGS='$(ARGS)'
 
-preview: setup stack ## Show what `up` would change (the diff)
+preview: setup stack-exists ## Show what `up` would change (the diff)
 	@$(TARGETS) $(PULUMI) preview $(LOCAL_REFRESH) --stack $(STACK) $(POLICY_PACK) $$targets $(ARGS) \
 	  || { rc=$$?; $(PY) -m commands.diagnose --stack $(STACK) || true; exit $$rc; }
 
-refresh: setup stack ## Read the cluster's state into the stack
+refresh: setup stack-exists ## Read the cluster's state into the stack
 	@$(PULUMI) refresh --yes --stack $(STACK) $(ARGS)
 
-destroy: setup stack ## Remove everything STACK deployed, in reverse tier order
+destroy: setup stack-exists ## Remove everything STACK deployed, in reverse tier order
 	@$(TARGETS) $(PULUMI) destroy --yes --stack $(STACK) $$targets $(ARGS)
 
-policy: setup stack ## Check STACK against the policy pack (a preview; changes nothing)
+policy: setup stack-exists ## Check STACK against the policy pack (a preview; changes nothing)
 	@$(PULUMI) preview --stack $(STACK) $(POLICY_PACK) --suppress-outputs $(ARGS)
 
 values: venv ## Print the resolved values of RELEASE (or all) for STACK, secrets masked
@@ -144,13 +154,13 @@ env-diff: venv ## Resolved values that differ between stacks A and B, and releas
 diff: setup ## Objects and fields `up` would change in each Helm release of STACK (secrets masked); exit 1 when any differ
 	@$(PY) -m commands.diff --stack $(STACK) $(if $(RELEASE),--release $(RELEASE))
 
-drift: setup stack ## What changed behind the program's back in STACK (refresh preview + each release's objects); exit 1 on drift
+drift: setup stack-exists ## What changed behind the program's back in STACK (refresh preview + each release's objects); exit 1 on drift
 	@$(PY) -m commands.drift --stack $(STACK)
 
 diagnose: setup ## Why STACK's last `up` failed or cannot run (lock, interrupted update, releases not ready; RELEASE= for one)
 	@$(PY) -m commands.diagnose --stack $(STACK) $(if $(RELEASE),--release $(RELEASE)) $(ARGS)
 
-recover: setup stack ## Repair STACK after an interrupted `up`: stale lock, pending operations, pending Helm releases
+recover: setup stack-exists ## Repair STACK after an interrupted `up`: stale lock, pending operations, pending Helm releases
 	@$(PY) -m commands.recover --stack $(STACK) $(if $(RELEASE),--release $(RELEASE)) $(ARGS)
 
 images: setup ## Render STACK's releases; write images/<stack>.lock.yaml; warn about images not at the offline registry

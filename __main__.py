@@ -23,10 +23,10 @@ from components.failure import engine_errors_as_messages  # noqa: E402
 from components.platform import Platform, PlatformArgs  # noqa: E402
 from model.catalog import load_catalog  # noqa: E402
 from model.deployment import prepare, product_endpoints  # noqa: E402
-from model.errors import InputError  # noqa: E402
+from model.errors import InputError, debugging, describe  # noqa: E402
 from model.identity import PLATFORM_NAME  # noqa: E402
 from model.settings import check_adoption, parse_settings  # noqa: E402
-from model.stackfile import INHERITED_KEYS, with_inherited  # noqa: E402
+from model.stackfile import INHERITED_KEYS, file_name, locator, stack_chain, with_inherited  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 # Five SDK debug lines per resource, each a blocking call to the engine: 0.1 s of every preview (components/engine_log.py).
@@ -40,7 +40,7 @@ try:
     catalog = load_catalog(ROOT / "catalog" / "releases.yaml")
     raw = {key: config.get_object(key) for key in INHERITED_KEYS if key != "chartsDir"}
     raw["chartsDir"] = config.get("chartsDir")
-    raw = with_inherited(ROOT, raw, config.get("inherits"))
+    raw = with_inherited(ROOT, raw, config.get("inherits"), stack)
     # Adoption is a one-off step of one stack: never inherited.
     raw["adopt"] = config.get_object("adopt")
     # A secret counts as set when it has a value; it must also be encrypted.
@@ -48,14 +48,18 @@ try:
     plaintext = sorted(key for key in present if not pulumi.runtime.is_config_secret(f"{config.name}:{key}"))
     if plaintext:
         raise InputError(*(f"Pulumi.{stack}.yaml: {key} is stored in plain text; set it again with `pulumi config set --secret {key} --stack {stack}`" for key in plaintext))
-    settings = parse_settings(stack, raw, catalog)
+    # The stack files (checked against the schema) tell the line of a bad key.
+    settings = parse_settings(stack, raw, catalog, locator(stack_chain(ROOT, stack)) if (ROOT / file_name(stack)).is_file() else None)
     check_adoption(settings, os.environ, pulumi.runtime.is_dry_run())
     deployment = prepare(ROOT, catalog, settings, present)
     # Refused before anything acts, at preview too.
     if pending_query is not None:
         check_not_pending(stack, [(r.namespace, r.name) for r in catalog.releases], pulumi.log.warn, run=pending_query.run)
-except InputError as error:
-    raise pulumi.RunError(f"stack {stack!r} cannot be deployed; nothing was changed:\n{error}") from None
+except Exception as error:
+    # One message, no traceback (ASTRAGO_DEBUG=1 shows it): a bad file or a failed check is the user's to fix.
+    if debugging() and not isinstance(error, InputError):
+        raise
+    raise pulumi.RunError(f"stack {stack!r} cannot be deployed; nothing was changed:\n{describe(error)[0]}") from None
 finally:
     if pending_query is not None:
         pending_query.close()

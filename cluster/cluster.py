@@ -1094,4 +1094,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as a script (python3 cluster/cluster.py): the project's shared error reporting is one folder up.
+    sys.path.insert(0, str(ROOT))
+    from model.errors import entry_point
+
+    entry_point(main, "cluster")

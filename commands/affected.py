@@ -13,7 +13,7 @@ Each changed path is judged by the first rule that matches it:
    (``astrago-deploy:inherits``); a removed stack file touches nothing.
 2. ``charts/``: every stack (a chart is packaged whole, its README too).
 3. Documentation (``*.md``, ``docs/``, ``LICENSE``): no stack.
-4. What the program reads or runs with (``catalog/``, ``values/``,
+4. What the program reads or runs with (``catalog/``, ``values/``, ``schemas/``,
    ``components/``, ``model/``, ``__main__.py``, ``Pulumi.yaml``,
    ``requirements*.txt``, ``constraints.txt``; and the engine, provider and
    commands CI deploys with: ``toolchain/``, ``commands/``, ``Makefile``,
@@ -38,10 +38,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from model.errors import InputError
-from model.stackfile import PROJECT
+from model.errors import InputError, entry_point
+from model.stackfile import STACK_FILE_GLOB, StackFile, chain, parse_stack_file
 
 ROOT = Path(__file__).resolve().parent.parent
 # Stacks CI never previews or deploys.
@@ -56,7 +54,7 @@ STACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 CHARTS = ("charts/",)
 DOCS = ("*.md", "docs/", "LICENSE*")
 EVERY_STACK = (
-    "catalog/", "values/", "components/", "model/", "__main__.py", "Pulumi.yaml",
+    "catalog/", "values/", "schemas/", "components/", "model/", "__main__.py", "Pulumi.yaml",
     "requirements*.txt", "constraints.txt",
     "toolchain/", "commands/", "Makefile", ".github/workflows/",
 )
@@ -85,12 +83,14 @@ def _matches(path: str, patterns: Iterable[str]) -> bool:
 def read_stacks(root: Path = ROOT) -> dict[str, str | None]:
     """Every stack with a file in `root`, mapped to the stack it inherits from (or None).
 
-    Raises InputError naming the file when a stack file is not YAML, names a
-    stack Pulumi would refuse, or inherits from a stack that has no file.
+    Raises InputError naming the file (and line) when a stack file is not
+    YAML or breaks the stack schema, names a stack Pulumi would refuse, or
+    inherits along a chain that is circular or reaches a stack without a
+    file: the rule the program applies (model.stackfile.chain).
     """
-    stacks: dict[str, str | None] = {}
+    files: dict[str, StackFile] = {}
     problems: list[str] = []
-    for path in sorted(root.glob("Pulumi.*.yaml")):
+    for path in sorted(root.glob(STACK_FILE_GLOB)):
         match = STACK_FILE.match(path.name)
         if not match:
             continue
@@ -99,19 +99,17 @@ def read_stacks(root: Path = ROOT) -> dict[str, str | None]:
             problems.append(f"{path.name}: {name!r} is not a valid stack name (letters, digits, '.', '_', '-'); rename the file")
             continue
         try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as error:
-            problems.append(f"{path.name}: not valid YAML ({error}); fix the file")
-            continue
-        config = data.get("config") if isinstance(data, dict) else None
-        parent = config.get(f"{PROJECT}:inherits") if isinstance(config, dict) else None
-        stacks[name] = parent if isinstance(parent, str) and parent else None
-    for name, parent in stacks.items():
-        if parent is not None and parent not in stacks:
-            problems.append(f"Pulumi.{name}.yaml: {PROJECT}:inherits names {parent!r}, which has no Pulumi.{parent}.yaml; set it to dev, stage or prod")
+            files[name] = parse_stack_file(path.read_text(), name)
+        except InputError as error:
+            problems.extend(error.problems)
+    for name, file in files.items():
+        try:
+            chain(name, files.get, first=file)
+        except InputError as error:
+            problems.extend(p for p in error.problems if p not in problems)
     if problems:
         raise InputError(*problems)
-    return stacks
+    return {name: file.parent for name, file in files.items()}
 
 
 def with_inheritors(stack: str, stacks: dict[str, str | None]) -> set[str]:
@@ -200,4 +198,4 @@ def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point(main, "affected")

@@ -44,9 +44,9 @@ from commands.charts import write_lock
 from commands.values import resolve_stack
 from model.catalog import load_catalog
 from model.charts import load_lock, sha256_file
-from model.errors import InputError
+from model.errors import InputError, entry_point
 from model.identity import RELEASE_TYPE, Description, is_secret
-from model.stackfile import PROJECT
+from model.stackfile import PROJECT, StackFile, chain, file_name, inherited, parse_stack_file, stack_chain
 from model.values import MASK, flatten
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -675,8 +675,8 @@ class RestorePlan:
     commit: str
     paths: list[str]
     """Paths (relative to the project root) present in the commit."""
-    parent: str | None
-    """Stack file of the stack this one inherits from, if any."""
+    parents: tuple[str, ...]
+    """Stack files of the stacks this one inherits from, nearest first (none when it inherits nothing)."""
 
 
 def _restore_plan(root: Path, stack: str, update: Update) -> RestorePlan:
@@ -697,14 +697,17 @@ def _restore_plan(root: Path, stack: str, update: Update) -> RestorePlan:
     present = [p for p in _git(root, "ls-tree", "--name-only", update.commit, "--", *wanted).stdout.split() if p]
     if f"Pulumi.{stack}.yaml" not in present:
         raise InputError(f"commit {update.commit} (update {update.number}) holds no Pulumi.{stack}.yaml; the stack file was not committed then, revert it by hand from the record above")
-    stack_file = yaml.safe_load(_git(root, "show", f"{update.commit}:./Pulumi.{stack}.yaml").stdout) or {}
-    parent = (stack_file.get("config") or {}).get(f"{PROJECT}:inherits")
-    parent_file = f"Pulumi.{parent}.yaml" if isinstance(parent, str) and parent else None
-    if parent_file:
-        if not _git(root, "ls-tree", "--name-only", update.commit, "--", parent_file).stdout.strip():
-            raise InputError(f"Pulumi.{stack}.yaml at commit {update.commit} inherits {parent!r}, whose {parent_file} that commit does not hold")
-        present.append(parent_file)
-    return RestorePlan(commit=update.commit, paths=present, parent=parent_file)
+    commit = update.commit
+
+    def at_commit(name: str) -> StackFile | None:
+        if not _git(root, "ls-tree", "--name-only", commit, "--", file_name(name)).stdout.strip():
+            return None
+        return parse_stack_file(_git(root, "show", f"{commit}:./{file_name(name)}").stdout, name, f"{commit[:12]}:{file_name(name)}")
+
+    # The stacks it inherits from, along the whole chain (model.stackfile's rule), as that commit held them.
+    parents = tuple(file_name(f.stack) for f in chain(stack, at_commit)[1:])
+    present.extend(parents)
+    return RestorePlan(commit=update.commit, paths=present, parents=parents)
 
 
 @dataclass(frozen=True)
@@ -753,21 +756,14 @@ def _scratch_tree(root: Path, plan: RestorePlan, stack: str, target: Path) -> Sc
 
 
 def _stack_config(root: Path, stack: str) -> dict[str, Any]:
-    path = root / f"Pulumi.{stack}.yaml"
-    data = yaml.safe_load(path.read_text()) if path.is_file() else None
-    config = (data or {}).get("config") if isinstance(data, dict) else None
-    return config if isinstance(config, dict) else {}
+    path = root / file_name(stack)
+    return parse_stack_file(path.read_text(), stack, str(path)).config if path.is_file() else {}
 
 
 def _charts_dir(root: Path, stack: str) -> str:
-    """The charts folder a stack file (or the one it inherits) names; `charts` by default."""
-    config = _stack_config(root, stack)
-    parent = config.get(f"{PROJECT}:inherits")
-    for source in (config, _stack_config(root, parent) if isinstance(parent, str) and parent else {}):
-        value = source.get(f"{PROJECT}:chartsDir")
-        if isinstance(value, str) and value:
-            return value
-    return "charts"
+    """The charts folder a stack file (or a stack it inherits from) names; `charts` by default."""
+    value = inherited(stack_chain(root, stack)).get("chartsDir")
+    return value if isinstance(value, str) and value else "charts"
 
 
 def _tracked_files(root: Path, commit: str | None) -> dict[str, bytes]:
@@ -823,8 +819,9 @@ def restore(root: Path, history: History, number: int, apply: bool) -> int:
               if line and not line[3:].startswith(archives)]
     if status:
         raise InputError("uncommitted changes where the restore writes; commit or stash them first, nothing was changed:\n" + "\n".join(status))
-    if plan.parent and (root / plan.parent).is_file() and _git(root, "show", f"{plan.commit}:./{plan.parent}", text=False).stdout != (root / plan.parent).read_bytes():
-        raise InputError(f"{plan.parent} changed since update {number}; restoring it would roll back that stack too. Nothing was changed: revert Pulumi.{stack}.yaml by hand from the record above")
+    for parent in plan.parents:
+        if (root / parent).is_file() and _git(root, "show", f"{plan.commit}:./{parent}", text=False).stdout != (root / parent).read_bytes():
+            raise InputError(f"{parent} changed since update {number}; restoring it would roll back that stack too. Nothing was changed: revert Pulumi.{stack}.yaml by hand from the record above")
     _git(root, "restore", f"--source={plan.commit}", "--worktree", "--", *plan.paths)
     # Archives of versions the restored lock does not name would fail the chart check of `make up`;
     # they are downloads, fetched again by `make charts-sync` whenever they are declared.
@@ -907,4 +904,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point(main, "audit")

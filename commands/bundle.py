@@ -40,12 +40,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import yaml
-
 from commands.images import HELM, WORKERS, collect
 from model.charts import DECLARED_FILE, LOCK_FILE, verify_lock
-from model.errors import InputError
-from model.stackfile import PROJECT
+from model.errors import InputError, entry_point
+from model.stackfile import file_name, stack_chain
 
 ROOT = Path(__file__).resolve().parent.parent
 SUMS = "SHA256SUMS"
@@ -74,17 +72,10 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _parent_stack(stack_file: Path) -> str | None:
-    data = yaml.safe_load(stack_file.read_text()) or {}
-    parent = (data.get("config") or {}).get(f"{PROJECT}:inherits")
-    return parent if isinstance(parent, str) and parent else None
-
-
 def bundle_files(stack: str, root: Path = ROOT, charts_dir: str | None = None, helm: Path = HELM, workers: int = WORKERS) -> tuple[dict[str, bytes], tuple[str, ...]]:
     """The bundle's files by path (SHA256SUMS included) and the image warnings; InputError before anything is written."""
-    stack_file = root / f"Pulumi.{stack}.yaml"
-    if not stack_file.is_file():
-        raise InputError(f"{stack_file}: no such stack file; name a stack of this project (local, dev, stage, prod or a site)")
+    # The stack's file and every file it inherits from (model.stackfile's rule), all checked first.
+    stack_files = stack_chain(root, stack)
     charts = Path(charts_dir) if charts_dir else root / CHARTS
     if not charts.is_absolute():
         charts = root / charts
@@ -100,13 +91,8 @@ def bundle_files(stack: str, root: Path = ROOT, charts_dir: str | None = None, h
         files[f"{CHARTS}/{entry.archive}"] = (charts / entry.archive).read_bytes()
     images = collect(stack, root, str(charts), helm=helm, workers=workers)
     files[f"images/{stack}.lock.yaml"] = images.to_yaml().encode()
-    files[stack_file.name] = stack_file.read_bytes()
-    parent = _parent_stack(stack_file)
-    if parent:
-        parent_file = root / f"Pulumi.{parent}.yaml"
-        if not parent_file.is_file():
-            raise InputError(f"{stack_file}: astrago-deploy:inherits names {parent!r}, but {parent_file} does not exist")
-        files[parent_file.name] = parent_file.read_bytes()
+    for stack_file_of in stack_files:
+        files[file_name(stack_file_of.stack)] = (root / file_name(stack_file_of.stack)).read_bytes()
     for pin in TOOL_PINS:
         if not (root / pin).is_file():
             raise InputError(f"{root / pin} is missing; the bundle records the pinned tool versions from it (restore it from git)")
@@ -298,4 +284,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point(main, "bundle")

@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from model.charts import DECLARED_FILE, LOCK_FILE, DeclaredChart, LockEntry, archive_name, load_declared, load_lock, sha256_file, verify_lock
-from model.errors import InputError
+from model.errors import InputError, entry_point
 
 ROOT = Path(__file__).resolve().parent.parent
 # One request may take this long; the whole sync is bounded by --deadline.
@@ -230,4 +230,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point(main, "charts")

@@ -37,7 +37,7 @@ from cli.process import ToolError, run, tool
 from commands.live import ROOT, resolve_for_cluster
 from model.catalog import load_catalog
 from model.deployment import Deployment, ResolvedRelease
-from model.errors import InputError
+from model.errors import InputError, entry_point
 from model.manifest import ObjectKey, key_text, mask_object, parse_manifest, scrub
 
 CONTEXT_LINES = 3
@@ -263,4 +263,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point(main, "diff")

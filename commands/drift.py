@@ -17,9 +17,9 @@
    running revision (`helm get manifest`) is checked with one `kubectl get`
    per release, and every object missing is reported.
 
-Each release's `helm.driftDetection.mode` (catalog, or the stack's override)
-decides: enabled: drift fails (exit 1); warn: printed as a warning; disabled:
-not checked. Namespaces count as enabled. Exit 0 when no enabled release
+Each release's `helm.drift` (catalog, or the stack's override) decides:
+fail: drift fails (exit 1); warn: printed as a warning; ignore: not checked.
+Namespaces count as fail. Exit 0 when no enabled release
 drifted, 1 when one did, 2 on error. Every call is bounded (--timeout).
 """
 
@@ -37,6 +37,7 @@ from typing import Any
 from cli.helm import HelmRelease, deployed_revision, helm_releases
 from cli.process import ToolError, run, tool
 from commands.live import ROOT, resolve_for_cluster
+from model.errors import entry_point
 from model.identity import NAMESPACE_TYPE, RELEASE_TYPE, SECRET_SIG_KEY
 from model.manifest import parse_manifest
 from model.values import MASK
@@ -64,7 +65,7 @@ class Finding:
     subject: str
     """`astrago (namespace astrago)` or `namespace astrago`."""
     mode: str
-    """enabled, warn or disabled."""
+    """fail, warn or ignore (helm.drift)."""
     changes: list[str] = field(default_factory=list)
 
 
@@ -239,8 +240,8 @@ def main(argv: list[str] | None = None) -> int:
             if step.type == RELEASE_TYPE:
                 name = release_name(step)
                 seen.add(name)
-                mode = modes.get(name, "enabled")  # in the state but no longer enabled: still the program's
-                if mode == "disabled":
+                mode = modes.get(name, "fail")  # in the state but no longer enabled: still the program's
+                if mode == "ignore":
                     continue
                 release = deployment.releases.get(name)
                 namespace = release.namespace if release else str(step.old.get("namespace") or "?")
@@ -258,34 +259,34 @@ def main(argv: list[str] | None = None) -> int:
                 lines = namespace_changes(step)
                 if lines:
                     name = ((step.new or step.old).get("metadata") or {}).get("name") or step.urn.rsplit("::", 1)[-1]
-                    findings.append(Finding(subject=f"namespace {name}", mode="enabled", changes=lines))
-        never = [n for n in deployment.releases if n not in seen and modes[n] != "disabled"]
+                    findings.append(Finding(subject=f"namespace {name}", mode="fail", changes=lines))
+        never = [n for n in deployment.releases if n not in seen and modes[n] != "ignore"]
     except (ToolError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"drift of stack {args.stack}: `pulumi refresh --preview-only` (Helm's record of each release), then each release's "
           f"objects checked against the cluster (a deleted object is invisible to the refresh)")
     for finding in findings:
-        label = {"enabled": "DRIFT", "warn": "WARN "}.get(finding.mode, "DRIFT")
-        print(f"{label} {finding.subject} [driftDetection: {finding.mode}]")
+        label = {"fail": "DRIFT", "warn": "WARN "}.get(finding.mode, "DRIFT")
+        print(f"{label} {finding.subject} [helm.drift: {finding.mode}]")
         for line in finding.changes:
             print(f"    {line}")
-    ignored = [n for n, m in modes.items() if m == "disabled"]
+    ignored = [n for n, m in modes.items() if m == "ignore"]
     if ignored:
-        print(f"not checked (driftDetection: disabled): {', '.join(ignored)}")
+        print(f"not checked (helm.drift: ignore): {', '.join(ignored)}")
     if never:
         print(f"not deployed by this stack yet (nothing to compare): {', '.join(never)}")
     failing = [f.subject for f in findings if f.mode != "warn"]
     warned = [f.subject for f in findings if f.mode == "warn"]
     if failing:
-        print(f"drift: {len(failing)} drifted with driftDetection enabled: {failing}" + (f"; warnings: {warned}" if warned else ""))
+        print(f"drift: {len(failing)} drifted with helm.drift fail: {failing}" + (f"; warnings: {warned}" if warned else ""))
         return 1
     if warned:
-        print(f"drift: warnings only (driftDetection: warn): {warned}")
+        print(f"drift: warnings only (helm.drift: warn): {warned}")
         return 0
     print(f"drift: none in {len(checked)} release(s)")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point(main, "drift")

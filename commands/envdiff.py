@@ -21,7 +21,7 @@ from typing import Any
 
 from commands.values import resolve_stack
 from model.deployment import Deployment, ResolvedRelease
-from model.errors import InputError
+from model.errors import InputError, entry_point
 from model.values import flatten
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,4 +149,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point(main, "envdiff")

@@ -45,7 +45,7 @@ import yaml
 from commands.values import resolve_stack
 from model.catalog import load_catalog
 from model.deployment import Deployment, ResolvedRelease
-from model.errors import InputError
+from model.errors import InputError, entry_point
 from model.postrender import check_registry, rewrite_image, split_image
 from model.stackfile import stack_settings
 from model.values import deep_merge, get_path
@@ -465,4 +465,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point(main, "images")

@@ -36,7 +36,6 @@ ready for `make up`, 2 otherwise.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 from pathlib import Path
@@ -49,7 +48,7 @@ from cli.process import ToolError, run, tool
 from cli.pulumi import backend_url, pending_operations, pulumi_env, stack_locks
 from commands.live import ROOT, kubeconfig_problem
 from model.catalog import load_catalog
-from model.errors import InputError
+from model.errors import InputError, entry_point
 from model.identity import RELEASE_TYPE, STACK_TYPE, urn_name
 
 
@@ -252,6 +251,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    with contextlib.suppress(KeyboardInterrupt):
-        sys.exit(main())
-    sys.exit(130)
+    entry_point(main, "recover")

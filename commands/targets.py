@@ -11,7 +11,7 @@ from pathlib import Path
 
 from model.catalog import load_catalog
 from model.deployment import enabled_releases
-from model.errors import InputError
+from model.errors import InputError, entry_point
 from model.identity import hook_urn, release_urn
 from model.stackfile import stack_settings
 
@@ -64,4 +64,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point(main, "targets")

@@ -14,7 +14,7 @@ import yaml
 
 from model.catalog import load_catalog
 from model.deployment import Deployment, prepare
-from model.errors import InputError
+from model.errors import InputError, entry_point
 from model.stackfile import stack_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,4 +53,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point(main, "values")

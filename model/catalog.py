@@ -6,25 +6,18 @@ file, the release and the key, and says what is allowed.
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
+from model import schemas
 from model.errors import InputError
-from model.yamlload import safe_load
+from model.yamlload import Document, KeyPath, load_file
 
-HOOK_WHEN = ("preInstall", "preDelete")
-HOOK_CHECKS = ("node-label",)
-DRIFT_MODES = ("enabled", "warn", "disabled")
-REMEDIATION_STRATEGIES = ("rollback", "none")
 PLATFORM_SETTINGS = ("storageClass", "nfs.server", "nfs.path", "externalIP", "domain", "imageRegistry")
-RELEASE_KEYS = {"name", "tier", "namespace", "chart", "needs", "enabled", "endpoint", "settings", "secrets", "helm", "hooks", "patches"}
-# Kubernetes names: release and namespace names become object names.
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$")
-DURATION = re.compile(r"^(\d+)(s|m|h)$")
+# Helm's own default for --timeout.
+DEFAULT_TIMEOUT = "300s"
 
 
 @dataclass(frozen=True)
@@ -32,19 +25,19 @@ class HelmOptions:
     """How Helm installs and upgrades one release (mapped onto helm.v3.Release)."""
 
     timeout_s: int
-    """Seconds Helm waits for the release to become ready."""
+    """helm --timeout, in seconds: how long Helm waits for the release to become ready."""
     wait: bool
-    """Wait for workloads to be ready before marking the release deployed."""
+    """helm --wait: wait for workloads to be ready before marking the release deployed."""
     wait_for_jobs: bool
-    """Also wait for Jobs to complete."""
+    """helm --wait-for-jobs: also wait for Jobs to complete."""
     atomic: bool
-    """A failed install is uninstalled and a failed upgrade rolled back."""
+    """helm --atomic: a failed install is uninstalled and a failed upgrade rolled back."""
     cleanup_on_fail: bool
-    """Delete resources created by a failed upgrade."""
+    """helm --cleanup-on-fail: delete resources created by a failed upgrade."""
     max_history: int
-    """Revisions Helm keeps; rollback needs at least two."""
+    """helm --history-max: revisions Helm keeps; rollback needs at least two."""
     drift_mode: str
-    """How `make drift` treats this release: enabled, warn or disabled."""
+    """helm.drift: what `make drift` does on drift of this release: fail, warn or ignore."""
 
 
 @dataclass(frozen=True)
@@ -120,155 +113,93 @@ class Catalog:
 
 
 def load_catalog(path: Path) -> Catalog:
-    """Read and validate the catalog file."""
-    try:
-        data = safe_load(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: the release catalog is missing") from None
-    except yaml.YAMLError as error:
-        raise InputError(f"{path}: not valid YAML: {error}") from None
-    return parse_catalog(data, str(path))
+    """Read and validate the catalog file (schemas/catalog.schema.json, then the checks that need the whole catalog)."""
+    document = load_file(path, source=str(path))
+    schemas.check("catalog", document)
+    return parse_catalog(document.data, str(path), checked=True, where=document.where)
 
 
-def parse_catalog(data: Any, source: str) -> Catalog:
-    """Validate catalog data already parsed from YAML."""
-    if not isinstance(data, dict):
-        raise InputError(f"{source}: expected a mapping with keys tiers, defaults, releases")
-    tiers = data.get("tiers")
-    if not isinstance(tiers, list) or not tiers or not all(isinstance(t, str) for t in tiers):
-        raise InputError(f"{source}: `tiers` must be a non-empty list of names")
+def parse_catalog(data: Any, source: str, checked: bool = False, where: Callable[[KeyPath], str] | None = None) -> Catalog:
+    """Validate catalog data already parsed from YAML (checked: it already passed the schema).
+
+    where: `<file> line <n>` of a key path, when the file's lines are known.
+    """
+    if not checked:
+        schemas.check("catalog", Document(source=source, data=data))
+    at = where or (lambda _path: source)
+    tiers = tuple(data["tiers"])
     defaults = (data.get("defaults") or {}).get("helm") or {}
-    raw_releases = data.get("releases")
-    if not isinstance(raw_releases, list) or not raw_releases:
-        raise InputError(f"{source}: `releases` must be a non-empty list")
     releases: list[Release] = []
     seen: set[str] = set()
-    for index, raw in enumerate(raw_releases):
-        release = _parse_release(raw, index, tuple(tiers), defaults, source)
+    for index, raw in enumerate(data["releases"]):
+        if raw["tier"] not in tiers:
+            raise InputError(f"{at(('releases', index, 'tier'))}: release {raw['name']!r}: tier {raw['tier']!r} is not one of {list(tiers)}")
+        release = _parse_release(raw, defaults, source)
         if release.name in seen:
-            raise InputError(f"{source}: release {release.name!r} is declared twice; release names must be unique")
+            raise InputError(f"{at(('releases', index, 'name'))}: release {release.name!r} is declared twice; release names must be unique")
         seen.add(release.name)
         releases.append(release)
-    return Catalog(tiers=tuple(tiers), releases=tuple(releases), source=source)
+    return Catalog(tiers=tiers, releases=tuple(releases), source=source)
 
 
-def _parse_release(raw: Any, index: int, tiers: tuple[str, ...], defaults: dict[str, Any], source: str) -> Release:
-    if not isinstance(raw, dict) or "name" not in raw:
-        raise InputError(f"{source}: releases[{index}] must be a mapping with a `name`")
+def _parse_release(raw: dict[str, Any], defaults: dict[str, Any], source: str) -> Release:
     name = raw["name"]
     where = f"{source}: release {name!r}"
-    unknown = set(raw) - RELEASE_KEYS
-    if unknown:
-        raise InputError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(RELEASE_KEYS)}")
-    for key in ("name", "namespace"):
-        if not isinstance(raw.get(key), str) or not DNS_LABEL.match(raw[key]):
-            raise InputError(f"{where}: `{key}` must be a DNS label (lower-case letters, digits, '-', at most 53 characters)")
-    if raw.get("tier") not in tiers:
-        raise InputError(f"{where}: tier {raw.get('tier')!r} is not one of {list(tiers)}")
-    chart = raw.get("chart")
-    if not isinstance(chart, dict) or len(chart) != 1 or next(iter(chart)) not in ("local", "external"):
-        raise InputError(f"{where}: `chart` must be {{local: <dir under charts/own>}} or {{external: <name in charts/external.yaml>}}")
-    kind, chart_name = next(iter(chart.items()))
-    needs = tuple(_parse_need(n, where) for n in raw.get("needs") or [])
-    settings = _str_map(raw.get("settings"), f"{where}: `settings`")
-    for values_path, setting in settings.items():
-        if setting not in PLATFORM_SETTINGS:
-            raise InputError(f"{where}: settings.{values_path} names {setting!r}; allowed platform settings: {list(PLATFORM_SETTINGS)}")
+    kind, chart_name = next(iter(raw["chart"].items()))
     return Release(
         name=name,
         tier=raw["tier"],
         namespace=raw["namespace"],
         chart=ChartRef(kind=kind, name=str(chart_name)),
-        needs=needs,
-        enabled=_bool(raw.get("enabled", True), f"{where}: `enabled`"),
+        needs=tuple(_parse_need(n) for n in raw.get("needs") or []),
+        enabled=raw.get("enabled", True),
         helm=parse_helm_options(defaults, raw.get("helm") or {}, where),
         helm_spec=_merged(defaults, raw.get("helm") or {}),
-        endpoint=_str_map(raw.get("endpoint"), f"{where}: `endpoint`"),
-        settings=settings,
-        secrets=_str_map(raw.get("secrets"), f"{where}: `secrets`"),
-        hooks=tuple(_parse_hook(h, where) for h in raw.get("hooks") or []),
-        patches=_bool(raw.get("patches", False), f"{where}: `patches`"),
+        endpoint=dict(raw.get("endpoint") or {}),
+        settings=dict(raw.get("settings") or {}),
+        secrets=dict(raw.get("secrets") or {}),
+        hooks=tuple(_parse_hook(h) for h in raw.get("hooks") or []),
+        patches=raw.get("patches", False),
     )
 
 
-def _parse_need(raw: Any, where: str) -> Need:
+def _parse_need(raw: str | dict[str, Any]) -> Need:
     if isinstance(raw, str):
         return Need(release=raw)
-    if isinstance(raw, dict) and isinstance(raw.get("release"), str) and set(raw) <= {"release", "inject"}:
-        return Need(release=raw["release"], inject=_str_map(raw.get("inject"), f"{where}: needs[{raw['release']}].inject"))
-    raise InputError(f"{where}: each of `needs` is a release name or {{release: <name>, inject: {{<values.path>: <endpoint key>}}}}")
+    return Need(release=raw["release"], inject=dict(raw.get("inject") or {}))
 
 
-def _parse_hook(raw: Any, where: str) -> Hook:
-    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
-        raise InputError(f"{where}: each hook needs a `name`")
-    hook_where = f"{where}: hook {raw['name']!r}"
-    when = raw.get("when")
-    if when not in HOOK_WHEN:
-        raise InputError(f"{hook_where}: `when` is {when!r}; allowed: {list(HOOK_WHEN)}")
-    check = raw.get("check")
-    if when == "preInstall" and check not in HOOK_CHECKS:
-        raise InputError(f"{hook_where}: `check` is {check!r}; allowed: {list(HOOK_CHECKS)}")
-    if check == "node-label" and not (isinstance(raw.get("label"), str) and "=" in raw["label"]):
-        raise InputError(f"{hook_where}: the node-label check needs `label: key=value`")
-    delay = raw.get("delay_s", 0)
-    if not isinstance(delay, int) or not 0 <= delay <= 600:
-        raise InputError(f"{hook_where}: `delay_s` must be whole seconds from 0 to 600")
-    return Hook(name=raw["name"], when=when, check=check, label=raw.get("label"), delay_s=delay)
+def _parse_hook(raw: dict[str, Any]) -> Hook:
+    return Hook(name=raw["name"], when=raw["when"], check=raw.get("check"), label=raw.get("label"), delay_s=raw.get("delay_s", 0))
 
 
 def parse_helm_options(defaults: dict[str, Any], override: dict[str, Any], where: str) -> HelmOptions:
-    """Merge a release's `helm` block over the catalog defaults and validate it."""
+    """Merge a release's `helm` block over the catalog defaults and validate it.
+
+    The names are Helm's flags (schemas/helm-options.schema.json); a name of
+    the Flux-shaped format used before is refused with the name that replaced it.
+    """
     from model.values import deep_merge  # local import: values imports nothing from here
 
     merged = deep_merge(defaults, override)
-    timeout = str(merged.get("timeout", "600s"))
-    match = DURATION.match(timeout)
-    if not match:
-        raise InputError(f"{where}: helm.timeout {timeout!r} must be a duration like 600s, 10m or 1h")
-    seconds = int(match[1]) * {"s": 1, "m": 60, "h": 3600}[match[2]]
-    install = merged.get("install") or {}
-    upgrade = merged.get("upgrade") or {}
-    strategy = (upgrade.get("remediation") or {}).get("strategy", "rollback")
-    if strategy not in REMEDIATION_STRATEGIES:
-        raise InputError(f"{where}: helm.upgrade.remediation.strategy {strategy!r}; allowed: {list(REMEDIATION_STRATEGIES)}")
-    retries = (install.get("remediation") or {}).get("retries", 0)
-    if retries != 0:
-        # helm.v3.Release has one --atomic switch and no retry loop; say so
-        # instead of silently ignoring the setting.
-        raise InputError(f"{where}: helm.install.remediation.retries must be 0 (a failed install is uninstalled at once)")
-    drift = (merged.get("driftDetection") or {}).get("mode", "enabled")
-    if drift not in DRIFT_MODES:
-        raise InputError(f"{where}: helm.driftDetection.mode {drift!r}; allowed: {list(DRIFT_MODES)}")
-    max_history = merged.get("maxHistory", 10)
-    if not isinstance(max_history, int) or max_history < 2:
-        raise InputError(f"{where}: helm.maxHistory must be a whole number >= 2 (rollback needs the previous revision)")
-    return HelmOptions(
-        timeout_s=seconds,
-        wait=not _bool(install.get("disableWait", False), f"{where}: helm.install.disableWait"),
-        wait_for_jobs=not _bool(install.get("disableWaitForJobs", False), f"{where}: helm.install.disableWaitForJobs"),
-        atomic=strategy == "rollback",
-        cleanup_on_fail=_bool(upgrade.get("cleanupOnFail", True), f"{where}: helm.upgrade.cleanupOnFail"),
-        max_history=max_history,
-        drift_mode=drift,
+    schemas.check("helm-options", Document(source=where, data=merged), label="helm")
+    options = HelmOptions(
+        timeout_s=schemas.duration_seconds(merged.get("timeout", DEFAULT_TIMEOUT)),
+        wait=merged.get("wait", True),
+        wait_for_jobs=merged.get("waitForJobs", True),
+        atomic=merged.get("atomic", True),
+        cleanup_on_fail=merged.get("cleanupOnFail", True),
+        max_history=merged.get("maxHistory", 10),
+        drift_mode=merged.get("drift", "fail"),
     )
+    if options.atomic and not options.wait:
+        raise InputError(f"{where}: helm.atomic is true and helm.wait false, but Helm's --atomic always waits (it sets --wait); set wait: true, or atomic: false")
+    if options.wait_for_jobs and not options.wait:
+        raise InputError(f"{where}: helm.waitForJobs is true and helm.wait false; Helm waits for Jobs only with --wait: set wait: true, or waitForJobs: false")
+    return options
 
 
 def _merged(defaults: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     from model.values import deep_merge
 
     return deep_merge(defaults, override)
-
-
-def _str_map(raw: Any, where: str) -> dict[str, str]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
-        raise InputError(f"{where} must map names to strings")
-    return dict(raw)
-
-
-def _bool(raw: Any, where: str) -> bool:
-    if not isinstance(raw, bool):
-        raise InputError(f"{where} must be true or false, not {raw!r}")
-    return raw

@@ -11,12 +11,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import yaml
-
+from model import schemas
 from model.errors import InputError
-from model.yamlload import safe_load
+from model.yamlload import load_file
 
 DECLARED_FILE = "external.yaml"
 LOCK_FILE = "versions.lock"
@@ -76,44 +74,43 @@ def chart_digest(path: Path) -> str:
 
 
 def chart_version(chart_dir: Path) -> str:
-    """The version in a chart directory's Chart.yaml."""
-    meta = safe_load((chart_dir / "Chart.yaml").read_text())
-    return str(meta["version"])
+    """The version in a chart directory's Chart.yaml (checked against schemas/chart.schema.json)."""
+    document = load_file(chart_dir / "Chart.yaml", hint=f"every chart under {chart_dir.parent} needs one")
+    schemas.check("chart", document)
+    return str(document.data["version"])
 
 
 def load_declared(charts: Path) -> dict[str, DeclaredChart]:
+    """The declared external charts (schemas/external-charts.schema.json); InputError naming file, line and key."""
     path = charts / DECLARED_FILE
     if not path.is_file():
         raise InputError(f"{path}: the list of external charts is missing")
-    data = safe_load(path.read_text()) or {}
+    document = load_file(path)
+    schemas.check("external-charts", document)
     declared: dict[str, DeclaredChart] = {}
-    for index, raw in enumerate(data.get("charts") or []):
-        if not isinstance(raw, dict) or not all(isinstance(raw.get(k), str) and raw[k] for k in ("name", "repository", "version")):
-            raise InputError(f"{path}: charts[{index}] needs string keys name, repository, version")
+    for index, raw in enumerate(document.data["charts"]):
         if raw["name"] in declared:
-            raise InputError(f"{path}: chart {raw['name']!r} is declared twice")
+            raise InputError(f"{document.where(('charts', index))}: chart {raw['name']!r} is declared twice")
         declared[raw["name"]] = DeclaredChart(raw["name"], raw["repository"], raw["version"])
     return declared
 
 
 def load_lock(charts: Path) -> dict[str, LockEntry]:
-    """Read the lock; an absent lock is empty (nothing synced yet)."""
+    """Read the lock (schemas/versions-lock.schema.json); an absent lock is empty (nothing synced yet)."""
     path = charts / LOCK_FILE
     if not path.is_file():
         return {}
-    try:
-        data: Any = safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise InputError(f"{path}: not valid YAML ({error}); regenerate it with `{SYNC_HINT} ARGS=--refresh`") from None
+    hint = f"regenerate it with `{SYNC_HINT} ARGS=--refresh`"
+    document = load_file(path, hint=hint)
+    found = schemas.problems("versions-lock", document)
+    if found:
+        raise InputError(*(f"{p}; {hint}" for p in found))
     entries: dict[str, LockEntry] = {}
-    for index, raw in enumerate(data.get("charts") or []):
-        try:
-            entry = LockEntry(
-                name=raw["name"], version=raw["version"], source=raw["source"], archive=raw["archive"],
-                sha256=raw["sha256"], repository_digest=raw.get("repositoryDigest", ""), fetched=raw.get("fetched", ""),
-            )
-        except (KeyError, TypeError):
-            raise InputError(f"{path}: charts[{index}] lacks name, version, source, archive or sha256; regenerate it with `{SYNC_HINT} ARGS=--refresh`") from None
+    for raw in document.data["charts"]:
+        entry = LockEntry(
+            name=raw["name"], version=raw["version"], source=raw["source"], archive=raw["archive"],
+            sha256=raw["sha256"], repository_digest=raw.get("repositoryDigest", ""), fetched=raw.get("fetched", ""),
+        )
         entries[entry.name] = entry
     return entries
 

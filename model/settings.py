@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from model import schemas
 from model.catalog import Catalog
 from model.errors import InputError
+from model.yamlload import Document, KeyPath
 
-CLUSTER_KEYS = {"externalIP", "domain", "storageClass", "nfs"}
-NFS_KEYS = {"server", "path"}
-OFFLINE_KEYS = {"registry", "fileServer"}
-RELEASE_OVERRIDE_KEYS = {"enabled", "values", "helm"}
+PROJECT = "astrago-deploy"
 # `adopt: [all]` adopts every release the stack enables.
 ADOPT_ALL = "all"
 # Pulumi's switch that writes the state only at the end of an update.
@@ -66,60 +65,57 @@ class StackSettings:
         }
 
 
-def parse_settings(stack: str, raw: dict[str, Any], catalog: Catalog) -> StackSettings:
+def parse_settings(stack: str, raw: dict[str, Any], catalog: Catalog, where: Callable[[KeyPath], str] | None = None) -> StackSettings:
     """Validate a stack's config objects; raise InputError naming every bad key.
 
     raw holds the config values by key without the project prefix: cluster,
     offline, releases, externals, chartsDir, adopt (absent keys may be None).
+    Their shape is checked against schemas/stack.schema.json; the checks that
+    need the catalog follow. where: `<file> line <n>` of a key path, when the
+    stack files are at hand (model.stackfile.locator).
     """
-    where = f"Pulumi.{stack}.yaml"
+    source = f"Pulumi.{stack}.yaml"
+    config = {f"{PROJECT}:{key}": value for key, value in raw.items() if value is not None}
+    # Key paths of the checked data are ("config", "astrago-deploy:<key>", ...); the files know them by short path.
+    locate = (lambda path: where((str(path[1]).partition(":")[2], *map(str, path[2:])) if len(path) > 1 else ())) if where else None
+    schemas.check("stack", Document(source=source, data={"config": config}, locate=locate), hide=1)
+
+    def at(*path: str) -> str:
+        return f"{where(path) if where else source}: {PROJECT}:{'.'.join(path)}"
+
     problems: list[str] = []
-    cluster = _mapping(raw.get("cluster"), f"{where}: astrago-deploy:cluster", problems)
-    for key in sorted(set(cluster) - CLUSTER_KEYS):
-        problems.append(f"{where}: astrago-deploy:cluster.{key} is not a known key; allowed: {sorted(CLUSTER_KEYS)}")
-    nfs = _mapping(cluster.get("nfs"), f"{where}: astrago-deploy:cluster.nfs", problems)
-    for key in sorted(set(nfs) - NFS_KEYS):
-        problems.append(f"{where}: astrago-deploy:cluster.nfs.{key} is not a known key; allowed: {sorted(NFS_KEYS)}")
-    offline = _mapping(raw.get("offline"), f"{where}: astrago-deploy:offline", problems)
-    for key in sorted(set(offline) - OFFLINE_KEYS):
-        problems.append(f"{where}: astrago-deploy:offline.{key} is not a known key; allowed: {sorted(OFFLINE_KEYS)}")
     known = catalog.by_name()
+    cluster = raw.get("cluster") or {}
+    offline = raw.get("offline") or {}
     releases: dict[str, ReleaseOverride] = {}
-    for name, override in _mapping(raw.get("releases"), f"{where}: astrago-deploy:releases", problems).items():
-        key = f"{where}: astrago-deploy:releases.{name}"
+    for name, override in (raw.get("releases") or {}).items():
         if name not in known:
-            problems.append(f"{key}: no such release in {catalog.source}; known releases: {sorted(known)}")
+            problems.append(f"{at('releases', name)}: no such release in {catalog.source}{_closest(name, known)}; known releases: {sorted(known)}")
             continue
-        body = _mapping(override, key, problems)
-        for extra in sorted(set(body) - RELEASE_OVERRIDE_KEYS):
-            problems.append(f"{key}.{extra} is not a known key; allowed: {sorted(RELEASE_OVERRIDE_KEYS)}")
-        enabled = body.get("enabled")
-        if enabled is not None and not isinstance(enabled, bool):
-            problems.append(f"{key}.enabled must be true or false, not {enabled!r}")
-            enabled = None
-        releases[name] = ReleaseOverride(
-            enabled=enabled, values=_mapping(body.get("values"), f"{key}.values", problems), helm=_mapping(body.get("helm"), f"{key}.helm", problems),
-        )
+        body = override or {}
+        values = body.get("values") or {}
+        for values_path, key in sorted(known[name].secrets.items()):
+            if _has_path(values, values_path):
+                problems.append(
+                    f"{at('releases', name, 'values', *values_path.split('.'))} is a credential: {name} reads it from the encrypted "
+                    f"secret {key}. Remove it from the stack file (and from git history if it was committed) and set it with "
+                    f"`make secret STACK={stack} KEY={key} < file`"
+                )
+        releases[name] = ReleaseOverride(enabled=body.get("enabled"), values=values, helm=body.get("helm") or {})
     externals: dict[str, dict[str, str]] = {}
-    for name, endpoint in _mapping(raw.get("externals"), f"{where}: astrago-deploy:externals", problems).items():
-        key = f"{where}: astrago-deploy:externals.{name}"
+    for name, endpoint in (raw.get("externals") or {}).items():
         if name not in known:
-            problems.append(f"{key}: no such release in {catalog.source}; known releases: {sorted(known)}")
+            problems.append(f"{at('externals', name)}: no such release in {catalog.source}{_closest(name, known)}; known releases: {sorted(known)}")
             continue
-        body = _mapping(endpoint, key, problems)
         offered = known[name].endpoint
-        for extra in sorted(set(body) - set(offered)):
-            problems.append(f"{key}.{extra} is not an endpoint key of {name}; allowed: {sorted(offered)}")
-        externals[name] = {k: str(v) for k, v in body.items()}
-    charts_dir = raw.get("chartsDir") or "charts"
-    if not isinstance(charts_dir, str):
-        problems.append(f"{where}: astrago-deploy:chartsDir must be a folder path")
-        charts_dir = "charts"
-    adopt = _adopt(raw.get("adopt"), f"{where}: astrago-deploy:adopt", known, problems)
+        for extra in sorted(set(endpoint) - set(offered)):
+            problems.append(f"{at('externals', name, extra)} is not an endpoint key of {name}; allowed: {sorted(offered)}")
+        externals[name] = {k: str(v) for k, v in endpoint.items()}
+    adopt = _adopt(raw.get("adopt"), at("adopt"), known, problems)
     if problems:
         raise InputError(*problems)
     return StackSettings(stack=stack, cluster=cluster, offline={k: str(v) for k, v in offline.items()}, releases=releases,
-                         externals=externals, charts_dir=charts_dir, adopt=adopt)
+                         externals=externals, charts_dir=raw.get("chartsDir") or "charts", adopt=adopt)
 
 
 def check_adoption(settings: StackSettings, environ: Mapping[str, str], dry_run: bool) -> None:
@@ -139,11 +135,8 @@ def check_adoption(settings: StackSettings, environ: Mapping[str, str], dry_run:
     )
 
 
-def _adopt(value: Any, where: str, known: dict[str, Any], problems: list[str]) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        problems.append(f"{where} must be a list of release names (or [{ADOPT_ALL}]), not {value!r}")
+def _adopt(value: list[str] | None, where: str, known: dict[str, Any], problems: list[str]) -> tuple[str, ...]:
+    if not value:
         return ()
     if ADOPT_ALL in value and len(value) > 1:
         problems.append(f"{where}: {ADOPT_ALL!r} already means every enabled release; list either [{ADOPT_ALL}] or release names, not both")
@@ -153,10 +146,17 @@ def _adopt(value: Any, where: str, known: dict[str, Any], problems: list[str]) -
     return tuple(value)
 
 
-def _mapping(value: Any, where: str, problems: list[str]) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        problems.append(f"{where} must be a map, not {type(value).__name__}")
-        return {}
-    return value
+def _closest(name: str, known: dict[str, Any]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.7)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _has_path(values: Any, dotted: str) -> bool:
+    node = values
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True

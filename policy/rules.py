@@ -23,7 +23,8 @@ from typing import Any
 import yaml
 
 from model.catalog import load_catalog
-from model.stackfile import plain_config, with_inherited
+from model.errors import InputError
+from model.stackfile import file_name, inherited, stack_chain
 from model.values import deep_merge
 
 OWN_CHARTS = Path("charts") / "own"
@@ -47,7 +48,7 @@ class StackFacts:
     project: str
     stack: str
     environment: str
-    """`prod` when the stack is named prod or its stack file says `inherits: prod`; else the stack name."""
+    """`prod` when the stack is named prod or inherits from prod (directly or along its chain); else the stack name."""
     charts_dir: str
     """The stack's chartsDir (own, else inherited, else `charts`): where external/ archives live."""
     secret_paths: Mapping[str, frozenset[str]]
@@ -82,21 +83,17 @@ def load_facts(root: Path, project: str, stack: str) -> StackFacts:
     name = (yaml.safe_load(pulumi_yaml.read_text()) or {}).get("name")
     if name != project:
         raise ValueError(f"{pulumi_yaml} names project {name!r}, but the resources belong to {project!r}")
-    stack_file = root / f"Pulumi.{stack}.yaml"
-    config: dict[str, Any] = {}
-    raw: dict[str, Any] = {}
-    if stack_file.is_file():
-        config = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
-        raw = plain_config(stack_file)
-    parent = config.get(f"{project}:inherits")
-    parent = parent if isinstance(parent, str) and parent else None
-    # Secrets and `inherits` itself are not inherited, so one level is the whole chain.
-    raw = with_inherited(root, raw, parent)
-    charts_dir = raw.get("chartsDir") or "charts"
+    # The stack's file and those it inherits from, by model.stackfile's rule (the program's).
+    try:
+        files = stack_chain(root, stack) if (root / file_name(stack)).is_file() else []
+    except InputError as error:
+        raise ValueError(str(error)) from None
+    ancestry = [f.stack for f in files] or [stack]
+    charts_dir = inherited(files).get("chartsDir") or "charts"
     catalog = load_catalog(root / "catalog" / "releases.yaml")
     return StackFacts(
         root=root, project=project, stack=stack,
-        environment=PROD if PROD in (stack, parent) else stack,
+        environment=PROD if PROD in ancestry else stack,
         charts_dir=str(charts_dir),
         secret_paths={r.name: frozenset(r.secrets) for r in catalog.releases},
     )

@@ -78,13 +78,13 @@ def test_a_deleted_deployment_is_found_although_the_refresh_cannot_see_it(catalo
 
 def test_warn_reports_without_failing_and_disabled_ignores(catalog: Catalog) -> None:
     stack = catalog.stack
-    stack.stack.set_config("releases.mpi-operator.helm.driftDetection.mode", auto.ConfigValue("warn"), path=True)
+    stack.stack.set_config("releases.mpi-operator.helm.drift", auto.ConfigValue("warn"), path=True)
     stack.helm("upgrade", "mpi-operator", str(stack.project / _archive(stack, "mpi-operator")), "--namespace", "mpi-operator",
                "--reuse-values", "--set", "replicas=2", "--wait", "--timeout", "60s")
     try:
         warned = command("drift", stack)
         assert warned.code == 0, warned.out + warned.err
-        assert "WARN  mpi-operator (namespace mpi-operator) [driftDetection: warn]" in warned.out, warned.out
+        assert "WARN  mpi-operator (namespace mpi-operator) [helm.drift: warn]" in warned.out, warned.out
         assert warned.out.splitlines()[-1].startswith("drift: warnings only"), warned.out
         # An enabled release drifting as well still fails the run.
         stack.kubectl("label", "namespace", "flux", "app.kubernetes.io/managed-by-")
@@ -92,9 +92,9 @@ def test_warn_reports_without_failing_and_disabled_ignores(catalog: Catalog) -> 
         assert both.code == 1 and sorted(_drifted(both.out)) == ["mpi-operator", "namespace"], both.out
         assert 'metadata.labels.app.kubernetes.io/managed-by: "astrago-deploy" -> (absent)' in both.out
         stack.kubectl("label", "namespace", "flux", "app.kubernetes.io/managed-by=astrago-deploy")
-        stack.stack.set_config("releases.mpi-operator.helm.driftDetection.mode", auto.ConfigValue("disabled"), path=True)
+        stack.stack.set_config("releases.mpi-operator.helm.drift", auto.ConfigValue("ignore"), path=True)
         ignored = command("drift", stack)
-        assert ignored.code == 0 and "not checked (driftDetection: disabled): mpi-operator" in ignored.out, ignored.out
+        assert ignored.code == 0 and "not checked (helm.drift: ignore): mpi-operator" in ignored.out, ignored.out
         assert _drifted(ignored.out) == []
     finally:
         stack.stack.remove_config("releases.mpi-operator.helm", path=True)

@@ -122,7 +122,7 @@ def synced_charts(scratch: Path) -> Path:
 def site_project(target: Path, registry: str = REGISTRY) -> Path:
     """A copy of what resolving a stack reads, plus a site stack that inherits stage and sets the offline registry."""
     target.mkdir(parents=True)
-    for part in ("catalog", "values", "charts/own", "charts/patches", "commands", "model", "Pulumi.stage.yaml", *_pins()):
+    for part in ("catalog", "values", "charts/own", "charts/patches", "commands", "model", "schemas", "Pulumi.stage.yaml", *_pins()):
         source = ROOT / part
         if source.is_dir():
             shutil.copytree(source, target / part, ignore=shutil.ignore_patterns("__pycache__"))

@@ -79,8 +79,8 @@ def test_adopting_a_release_the_stack_does_not_deploy_is_refused(run_program: Ru
 @pytest.mark.parametrize(("adopt", "expected"), [
     (["grafana"], "'grafana', which is not a release of the catalog"),
     (["all", "astrago"], "list either [all] or release names"),
-    ({"astrago": True}, "must be a list of release names"),
-    ([{"name": "astrago"}], "must be a list of release names"),
+    ({"astrago": True}, "astrago-deploy:adopt: must be a list, not a map"),
+    ([{"name": "astrago"}], "astrago-deploy:adopt[astrago]: must be a string, not a map"),
 ])
 def test_bad_adopt_value_is_refused(run_program: RunProgram, adopt: Any, expected: str) -> None:
     _refused(run_program, adopt, ["astrago-deploy:adopt", expected])

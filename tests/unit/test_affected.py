@@ -101,13 +101,25 @@ def test_inheritance_is_followed_through_a_chain(tmp_path: Path) -> None:
 
 def test_a_stack_file_that_is_not_yaml_is_named(repo: Path) -> None:
     (repo / "Pulumi.site-a.yaml").write_text("config: [unclosed\n")
-    with pytest.raises(InputError, match=r"Pulumi\.site-a\.yaml: not valid YAML"):
+    with pytest.raises(InputError, match=r"Pulumi\.site-a\.yaml line 1: not valid YAML"):
         read_stacks(repo)
 
 
 def test_inheriting_from_a_stack_without_a_file_is_named(repo: Path) -> None:
     (repo / "Pulumi.site-c.yaml").write_text(json.dumps({"config": {"astrago-deploy:inherits": "production"}}))
     with pytest.raises(InputError, match=r"Pulumi\.site-c\.yaml: astrago-deploy:inherits names 'production', which has no Pulumi\.production\.yaml"):
+        read_stacks(repo)
+
+
+def test_a_circular_chain_is_refused_as_the_program_refuses_it(tmp_path: Path) -> None:
+    root = write_stacks(tmp_path, {"prod": None, "site-a": "site-b", "site-b": "site-a"})
+    with pytest.raises(InputError, match=r"Pulumi\.site-b\.yaml: astrago-deploy:inherits goes round in a circle \(site-a -> site-b -> site-a\)"):
+        read_stacks(root)
+
+
+def test_a_stack_file_breaking_the_schema_is_named_with_its_line(repo: Path) -> None:
+    (repo / "Pulumi.site-a.yaml").write_text("config:\n  astrago-deploy:inherits: prod\n  astrago-deploy:clutser: {}\n")
+    with pytest.raises(InputError, match=r"Pulumi\.site-a\.yaml line 3: astrago-deploy:clutser: unknown key; did you mean astrago-deploy:cluster\?"):
         read_stacks(repo)
 
 
@@ -167,7 +179,7 @@ def test_the_command_prints_json_and_explains_on_stderr(capsys: pytest.CaptureFi
 def test_the_command_refuses_bad_input_with_exit_2(capsys: pytest.CaptureFixture[str], repo: Path) -> None:
     (repo / "Pulumi.dev.yaml").write_text("config: [unclosed\n")
     assert cmd.main(["values/astrago.yaml"], repo) == 2
-    assert "Pulumi.dev.yaml: not valid YAML" in capsys.readouterr().err
+    assert "Pulumi.dev.yaml line 1: not valid YAML" in capsys.readouterr().err
     with pytest.raises(SystemExit) as usage:
         cmd.main([], repo)
     assert usage.value.code == 2

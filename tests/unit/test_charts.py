@@ -72,7 +72,7 @@ def test_lock_entry_without_declaration_is_refused(tmp_path: Path) -> None:
 def test_hand_edited_lock_that_is_not_yaml_is_refused(tmp_path: Path) -> None:
     charts = build_charts_dir(tmp_path)
     (charts / "versions.lock").write_text("charts: [\n")
-    with pytest.raises(InputError, match=re.escape("versions.lock: not valid YAML")):
+    with pytest.raises(InputError, match=re.escape("versions.lock line 2: not valid YAML")):
         verify_lock(charts)
 
 

@@ -33,3 +33,24 @@ def test_a_failed_up_is_followed_by_the_diagnosis_that_points_to_make_recover() 
     out = subprocess.run(["make", "-n", "up", "STACK=local"], capture_output=True, text=True, timeout=60, cwd=ROOT, check=True).stdout
     after = out[out.index("/pulumi up "):]
     assert "|| { rc=$?;" in after and "-m commands.diagnose --stack local" in after and "exit $rc; }" in after, after
+
+
+def _recipe(target: str, stack: str = "local") -> list[str]:
+    out = subprocess.run(["make", "-n", target, f"STACK={stack}"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()
+
+
+def test_read_only_targets_check_the_stack_and_never_create_one() -> None:
+    for target in ("preview", "refresh", "destroy", "policy", "drift", "recover"):
+        lines = _recipe(target, "dev")
+        assert any("-m commands.stackcheck --stack dev --in-backend" in line for line in lines), (target, lines)
+        assert not any("stack select --create" in line for line in lines), (target, lines)
+
+
+def test_up_stack_and_secret_create_a_stack_only_after_the_check() -> None:
+    for target in ("up", "stack", "secret"):
+        lines = _recipe(target, "dev")
+        check = next(i for i, line in enumerate(lines) if "-m commands.stackcheck --stack dev" in line)
+        create = next(i for i, line in enumerate(lines) if "stack select --create dev" in line)
+        assert check < create, lines

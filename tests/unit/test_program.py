@@ -182,14 +182,21 @@ def test_helm_options_follow_the_catalog(run_program: RunProgram) -> None:
 
 
 def test_a_stack_overrides_helm_options_of_one_release(run_program: RunProgram) -> None:
-    run = run_program("local", overrides={"releases": {"astrago": {"helm": {"timeout": "2m", "upgrade": {"remediation": {"strategy": "none"}}}}}})
+    run = run_program("local", overrides={"releases": {"astrago": {"helm": {"timeout": "2m", "atomic": False}}}})
     releases = _releases(run)
     assert releases["astrago"].inputs["timeout"] == 120 and releases["astrago"].inputs["atomic"] is False
     assert releases["keycloak-addons"].inputs["timeout"] == 600, "other releases keep the catalog's options"
 
 
 def test_a_bad_helm_override_names_the_stack_key(run_program: RunProgram) -> None:
-    _fails(run_program, "local", ["astrago-deploy:releases.astrago: helm.timeout 'soon'"], overrides={"releases": {"astrago": {"helm": {"timeout": "soon"}}}})
+    _fails(run_program, "local", ["astrago-deploy:releases.astrago.helm.timeout: 'soon' is not a duration such as 600s, 10m or 1h30m"],
+           overrides={"releases": {"astrago": {"helm": {"timeout": "soon"}}}})
+
+
+def test_a_flux_named_helm_option_of_a_stack_is_refused_with_helms_name(run_program: RunProgram) -> None:
+    _fails(run_program, "local", ["astrago-deploy:releases.astrago.helm.upgrade: Flux's upgrade.* fields were replaced by Helm's flags",
+                                  "upgrade.remediation.strategy: rollback|none -> atomic: true|false"],
+           overrides={"releases": {"astrago": {"helm": {"upgrade": {"remediation": {"strategy": "none"}}}}}})
 
 
 def test_namespaces_are_created_once_each(run_program: RunProgram) -> None:
@@ -217,7 +224,7 @@ def test_unknown_release_in_stack_config_is_refused(run_program: RunProgram) -> 
 
 
 def test_unknown_cluster_key_names_the_allowed_keys(run_program: RunProgram) -> None:
-    _fails(run_program, "dev", ["astrago-deploy:cluster.externalIp", "allowed"], overrides={"cluster": {"externalIp": "1.2.3.4"}})
+    _fails(run_program, "dev", ["astrago-deploy:cluster.externalIp: unknown key; did you mean externalIP? Allowed here:"], overrides={"cluster": {"externalIp": "1.2.3.4"}})
 
 
 def test_missing_secret_lists_keys_and_commands(run_program: RunProgram) -> None:
