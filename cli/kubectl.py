@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from cli.process import ToolError, run, tool
@@ -47,3 +47,23 @@ def helm_revisions(timeout_s: float) -> dict[tuple[str, str], tuple[int, str]]:
     from model.pending import kubectl_command, parse_release_table
 
     return parse_release_table(kubectl(kubectl_command(None, timeout_s)[1:-1], timeout_s).stdout)
+
+
+def start_cluster_facts(timeout_s: float = 10.0) -> Future[ClusterFacts | None]:
+    """cluster_facts asked in the background (the program starts it while it loads); None when no cluster answers."""
+    def ask() -> ClusterFacts | None:
+        try:
+            return cluster_facts(timeout_s)
+        except (ToolError, ValueError):
+            return None
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cluster-facts")
+    future = pool.submit(ask)
+    pool.shutdown(wait=False)
+    return future
+
+
+def cluster_scoped_kinds(timeout_s: float) -> frozenset[str]:
+    """Kinds the cluster serves without a namespace (built-in and custom), from `kubectl api-resources --namespaced=false`."""
+    out = kubectl(["api-resources", "--namespaced=false", "--no-headers"], timeout_s).stdout
+    return frozenset(line.split()[-1] for line in out.splitlines() if line.split())

@@ -37,8 +37,8 @@ import json
 import os
 import re
 import secrets as secrets_module
-from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,7 +74,7 @@ class Cluster:
     releases: Mapping[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
     """(namespace, release) -> latest Helm revision and its status."""
     offline_version: str = "v1.36.3"
-    """Kubernetes version `helm template` renders for when no cluster answers."""
+    """Kubernetes version `helm template` renders for when no cluster answers (offline_kube_version)."""
 
     @property
     def reachable(self) -> bool:
@@ -111,6 +111,15 @@ def render_releases(root: Path, deployment: Deployment, secrets: Mapping[str, st
     secrets: secret config key -> plain value. Raises InputError naming every
     release Helm refused, with Helm's whole message; nothing is cached for it.
     """
+    results, problems = render_each(root, deployment, secrets, cluster, names, workers, timeout_s)
+    if problems:
+        raise InputError(*problems.values())
+    return results
+
+
+def render_each(root: Path, deployment: Deployment, secrets: Mapping[str, str], cluster: Cluster, names: Iterable[str] | None = None,
+                workers: int = WORKERS, timeout_s: float = TIMEOUT_S) -> tuple[dict[str, Rendered], dict[str, str]]:
+    """render_releases without raising: (rendered by release, problem by release), both in the order asked."""
     wanted = list(names) if names is not None else list(deployment.releases)
     cache = root / CACHE_DIR
     key = _machine_key(cache)
@@ -140,9 +149,7 @@ def render_releases(root: Path, deployment: Deployment, secrets: Mapping[str, st
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(wanted) or 1)), thread_name_prefix="helm-render") as pool:
         list(pool.map(one, wanted))
-    if problems:
-        raise InputError(*(problems[n] for n in wanted if n in problems))
-    return {n: results[n] for n in wanted}
+    return {n: results[n] for n in wanted if n in results}, {n: problems[n] for n in wanted if n in problems}
 
 
 def full_values(release: ResolvedRelease, secrets: Mapping[str, str]) -> dict[str, Any]:
@@ -299,3 +306,38 @@ def _load(path: Path, release: ResolvedRelease, cluster: Cluster) -> Rendered | 
                                    for p, kind, before, after in changes]
     return Rendered(name=release.name, namespace=release.namespace, mode=str(data["mode"]),
                     latest=cluster.releases.get((release.namespace, release.name)), revision=data["revision"], diff=diff, cached=True)
+
+
+def revisions_table(text: str | None) -> dict[tuple[str, str], tuple[int, str]]:
+    """The latest revision and status per release from the pending check's kubectl table (empty without one)."""
+    from model.pending import parse_release_table
+
+    return parse_release_table(text) if text else {}
+
+
+def offline_kube_version(root: Path) -> str:
+    """The Kubernetes version the toolchain pins (the local cluster's), for a render without a cluster."""
+    import tomllib
+
+    try:
+        tools = tomllib.loads((root / "toolchain" / "tools.toml").read_text())
+        return str(tools["module"]["kubernetes"]["version"])
+    except (OSError, KeyError, ValueError):
+        return Cluster(facts=None).offline_version
+
+
+def render_for_program(root: Path, deployment: Deployment, secrets: Mapping[str, str], pending: Any,
+                       facts: Future[ClusterFacts | None], warn: Callable[[str], None]) -> list[str]:
+    """The program's render: every enabled release, before anything registers; the summary line of each release that changes.
+
+    pending: the started PendingQuery (its table gives the latest revisions); facts: the started cluster_facts.
+    Raises InputError when Helm refuses a release.
+    """
+    answer = pending.result
+    table = answer.stdout if answer is not None and answer.returncode == 0 else None
+    found = facts.result()
+    if found is None:
+        warn("no cluster answered: the releases are rendered with `helm template` (no lookup, the toolchain's Kubernetes version)")
+    cluster = Cluster(facts=found, releases=revisions_table(table), offline_version=offline_kube_version(root))
+    rendered = render_releases(root, deployment, secrets, cluster)
+    return [r.summary() for r in rendered.values() if r.diff.differs]

@@ -65,7 +65,9 @@ class Change:
         return "changed"
 
     def text(self) -> str:
-        """`path: before -> after`, values as compact JSON, `(absent)` for a missing side."""
+        """`path: before -> after`, values as compact JSON, `(absent)` for a missing side; a masked change as `path: [secret] (changed)`."""
+        if self.before == MASK and self.after == MASK:
+            return f"{self.path}: {MASK} (changed)"
         return f"{self.path}: {show(self.before)} -> {show(self.after)}"
 
     def as_dict(self) -> dict[str, Any]:
@@ -88,27 +90,33 @@ def join(prefix: str, key: Any) -> str:
     return f"{prefix}.{text}" if prefix else text
 
 
-def diff(before: Any, after: Any, path: str = "", *, secret_paths: Iterable[str] = (), secrets: Iterable[str] = ()) -> list[Change]:
+def diff(before: Any, after: Any, path: str = "", *, secret_paths: Iterable[str] = (), secrets: Iterable[str] = (),
+         expand: bool = False) -> list[Change]:
     """Every leaf change from before to after, in path order; empty when they are equal.
 
     secret_paths: paths (in this function's notation, relative to `path`'s
     root) whose values are never shown; secrets: literal values to scrub from
-    whatever is shown.
+    whatever is shown; expand: a map on one side only is shown as its leaves
+    (`experiment.enabled: true -> (absent)`), not as one change of the map.
     """
     changes: list[Change] = []
-    _walk(before, after, path, changes)
+    _walk(before, after, path, changes, expand)
     return _masked(changes, tuple(secret_paths), list(secrets))
 
 
-def _walk(before: Any, after: Any, path: str, out: list[Change]) -> None:
+def _walk(before: Any, after: Any, path: str, out: list[Change], expand: bool) -> None:
+    if expand and before is ABSENT and isinstance(after, Mapping) and after:
+        before = {}
+    if expand and after is ABSENT and isinstance(before, Mapping) and before:
+        after = {}
     if isinstance(before, Mapping) and isinstance(after, Mapping):
         for key in sorted(set(before) | set(after), key=str):
-            _walk(before.get(key, ABSENT), after.get(key, ABSENT), join(path, key), out)
+            _walk(before.get(key, ABSENT), after.get(key, ABSENT), join(path, key), out, expand)
         return
     if isinstance(before, list) and isinstance(after, list):
         for index in range(max(len(before), len(after))):
             _walk(before[index] if index < len(before) else ABSENT, after[index] if index < len(after) else ABSENT,
-                  f"{path}[{index}]", out)
+                  f"{path}[{index}]", out, expand)
         return
     # bool is an int in Python: True == 1 must still be a change.
     if before is ABSENT and after is ABSENT:
