@@ -37,6 +37,7 @@ import json
 import os
 import re
 import secrets as secrets_module
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -333,6 +334,7 @@ def render_for_program(root: Path, deployment: Deployment, secrets: Mapping[str,
     pending: the started PendingQuery (its table gives the latest revisions); facts: the started cluster_facts.
     Raises InputError when Helm refuses a release.
     """
+    started = time.monotonic()
     answer = pending.result
     table = answer.stdout if answer is not None and answer.returncode == 0 else None
     found = facts.result()
@@ -340,4 +342,8 @@ def render_for_program(root: Path, deployment: Deployment, secrets: Mapping[str,
         warn("no cluster answered: the releases are rendered with `helm template` (no lookup, the toolchain's Kubernetes version)")
     cluster = Cluster(facts=found, releases=revisions_table(table), offline_version=offline_kube_version(root))
     rendered = render_releases(root, deployment, secrets, cluster)
-    return [r.summary() for r in rendered.values() if r.diff.differs]
+    lines = [r.summary() for r in rendered.values() if r.diff.differs]
+    if os.environ.get("ASTRAGO_RENDER_TIMING"):
+        cached = sum(1 for r in rendered.values() if r.cached)
+        lines.append(f"render: {len(rendered)} release(s), {cached} from the cache, {time.monotonic() - started:.3f} s")
+    return lines
