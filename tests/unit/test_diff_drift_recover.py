@@ -164,3 +164,17 @@ def test_locks_of_a_file_backend_are_read_with_their_holder(tmp_path: Path) -> N
     assert stack_locks("s3://bucket", "dev") is None
     here = Lock(path=folder / "a.json", pid=2**22 + 12345, host=__import__("socket").gethostname(), user="u", since="t")
     assert here.holder_alive() is False
+
+
+def test_drift_asks_for_each_object_where_it_lives() -> None:
+    from commands.drift import _reference
+    from model.manifest import CLUSTER_SCOPED_KINDS, object_namespace
+
+    kinds = CLUSTER_SCOPED_KINDS | {"ClusterPolicy"}
+    service = ("v1", "Service", "kube-system", "prometheus-kubelet")
+    deployment = ("apps/v1", "Deployment", "", "operator")
+    role = ("rbac.authorization.k8s.io/v1", "ClusterRole", "", "operator")
+    policy = ("nvidia.com/v1", "ClusterPolicy", "", "cluster-policy")
+    assert [object_namespace(k, "prometheus", kinds) for k in (service, deployment, role, policy)] == ["kube-system", "prometheus", "", ""]
+    assert _reference(service, "kube-system") == {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "prometheus-kubelet", "namespace": "kube-system"}}
+    assert "namespace" not in _reference(role, "")["metadata"]
