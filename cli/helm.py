@@ -56,15 +56,34 @@ def release_manifest(namespace: str, name: str, revision: int, timeout_s: float)
     return run([tool("helm"), "get", "all", name, "--namespace", namespace, "--revision", str(revision), "--template", template], timeout_s).stdout
 
 
+def release_values(namespace: str, name: str, revision: int, timeout_s: float) -> dict[str, Any]:
+    """The values a revision was installed with (user-supplied, secrets included: keep them in memory only)."""
+    out = run([tool("helm"), "get", "values", name, "--namespace", namespace, "--revision", str(revision), "--output", "json"], timeout_s).stdout
+    values = json.loads(out or "{}") or {}
+    return values if isinstance(values, dict) else {}
+
+
+def secret_values_at(values: Mapping[str, Any], secret_paths: Iterable[str]) -> list[str]:
+    """The values at the declared secret paths, for masking only."""
+    found = [get_path(values, path) for path in secret_paths]
+    return [str(v) for v in found if v is not None and not isinstance(v, dict | list)]
+
+
 def release_secret_values(namespace: str, name: str, revision: int, secret_paths: Iterable[str], timeout_s: float) -> list[str]:
     """The secret values a revision was installed with (at the release's declared secret paths), for masking only."""
     paths = list(secret_paths)
     if not paths:
         return []
-    out = run([tool("helm"), "get", "values", name, "--namespace", namespace, "--revision", str(revision), "--output", "json"], timeout_s).stdout
-    values = json.loads(out or "{}") or {}
-    found = [get_path(values, path) for path in paths]
-    return [str(v) for v in found if v is not None and not isinstance(v, dict | list)]
+    return secret_values_at(release_values(namespace, name, revision, timeout_s), paths)
+
+
+def revision_description(namespace: str, name: str, revision: int, timeout_s: float) -> str | None:
+    """The description Helm recorded for a revision (the program writes chart version and digest there)."""
+    out = run([tool("helm"), "history", name, "--namespace", namespace, "--output", "json", "--max", "10000"], timeout_s).stdout
+    for row in json.loads(out or "[]"):
+        if int(row.get("revision", 0)) == revision:
+            return str(row.get("description") or "")
+    return None
 
 
 # --- rendering ----------------------------------------------------------------------

@@ -12,6 +12,7 @@ from components.helm_release import HelmRelease, HelmReleaseArgs
 from components.hook import Hook, HookArgs
 from model.catalog import HelmOptions
 from model.catalog import Hook as HookSpec
+from model.deployment import release_description
 from model.postrender import PostRender, write_wrapper
 from model.values import set_path
 
@@ -71,14 +72,13 @@ class LocalRelease(pulumi.ComponentResource):
                     Hook(f"{name}-{spec.name}", HookArgs(spec=spec, release=args["release_name"], trigger=args["chart_digest"]),
                          opts=pulumi.ResourceOptions(parent=self, depends_on=list(args["after"])))
                 )
-        description = f"chart {args['chart_version']} sha256:{args['chart_digest']}"
         postrender = args["postrender"]
+        description = release_description(args["chart_version"], args["chart_digest"], postrender)
         if postrender is not None:
             # The provider runs the wrapper on install and upgrade; its relative path
             # is the same on every machine, so only a change of what it does (in the
             # description: patch digest, registry) makes an update.
             write_wrapper(postrender)
-            description += f"; {postrender.description()}"
         release = HelmRelease(
             f"{name}-release",
             HelmReleaseArgs(
@@ -86,8 +86,6 @@ class LocalRelease(pulumi.ComponentResource):
                 namespace=args["namespace"],
                 chart=args["chart_path"],
                 values=_with_secrets(args["values"], args["secret_values"]),
-                # Helm compares only values and chart version; the digest makes
-                # any change of chart content (or of its patches) an update of this release.
                 description=description,
                 postrender=postrender.wrapper if postrender else None,
                 atomic=options.atomic,

@@ -77,6 +77,18 @@ class Deployment:
         return mask(release.values, list(release.secret_paths))
 
 
+def release_description(chart_version: str, chart_digest: str, postrender: PostRender | None) -> str:
+    """The Helm release description the program sets (a Release input): chart version and digest, what the post-render does.
+
+    Helm compares only values and chart version; the digest makes any change of
+    chart content (or of its patches) an update of the release.
+    """
+    description = f"chart {chart_version} sha256:{chart_digest}"
+    if postrender is not None:
+        description += f"; {postrender.description()}"
+    return description
+
+
 def enabled_releases(catalog: Catalog, settings: StackSettings) -> set[str]:
     """Names of the releases a stack deploys (catalog default, stack override, externals)."""
     return {r.name for r in catalog.releases if _enabled(r, settings)}

@@ -17,7 +17,11 @@ and `make diff` runs it to print what differs. Per release:
 
 The render is compared with the revision that runs (`helm get manifest`
 and hooks): objects added, changed (leaf changes, `model.structdiff`) and
-removed, Secret data and the release's secret values masked.
+removed, Secret data and the release's secret values masked. A release whose
+running revision has exactly the stack's inputs (values, secrets included,
+and the description holding chart version, digest and post-render) shows no
+change: `up` does not upgrade it, so what a chart generates anew on every
+render (harbor's certificates and their checksums) changes nothing.
 
 Cache: `.state/render/<digest>.json`, one file per release and inputs. The
 digest covers the chart's content digest, every value (secrets too, through
@@ -49,7 +53,7 @@ import yaml
 from cli import helm
 from cli.kubectl import ClusterFacts
 from cli.process import ToolError, tool
-from model.deployment import Deployment, ResolvedRelease
+from model.deployment import Deployment, ResolvedRelease, release_description
 from model.errors import InputError
 from model.manifest import ObjectKey, parse_manifest, scrub
 from model.postrender import write_wrapper
@@ -220,9 +224,17 @@ def _render(root: Path, release: ResolvedRelease, values: dict[str, Any], known_
     if latest is not None:
         record = helm.HelmRelease(release.namespace, release.name, latest[0], latest[1])
         revision = helm.deployed_revision(record, timeout_s)
-        if revision is not None:
-            live = parse_manifest(helm.release_manifest(release.namespace, release.name, revision, timeout_s))
-            masked += helm.release_secret_values(release.namespace, release.name, revision, release.secret_paths, timeout_s)
+    if revision is None:
+        return Rendered(name=release.name, namespace=release.namespace, mode=mode, latest=latest, revision=None, diff=diff_objects({}, desired))
+    deployed = helm.release_values(release.namespace, release.name, revision, timeout_s)
+    masked += helm.secret_values_at(deployed, release.secret_paths)
+    if latest == (revision, "deployed") and _canonical(deployed) == _canonical(values) and \
+            helm.revision_description(release.namespace, release.name, revision, timeout_s) == \
+            release_description(release.chart_version, release.chart_digest, release.postrender):
+        # The revision that runs has exactly these inputs: `up` upgrades nothing, so nothing changes,
+        # whatever a chart generates anew on each render (certificates, random keys and their checksums).
+        return Rendered(name=release.name, namespace=release.namespace, mode=mode, latest=latest, revision=revision, diff=ObjectsDiff())
+    live = parse_manifest(helm.release_manifest(release.namespace, release.name, revision, timeout_s))
     return Rendered(name=release.name, namespace=release.namespace, mode=mode, latest=latest, revision=revision,
                     diff=diff_objects(live, desired, masked))
 
