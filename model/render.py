@@ -51,7 +51,7 @@ from typing import Any
 import yaml
 
 from cli import helm
-from cli.kubectl import ClusterFacts
+from cli.kubectl import ClusterFacts, helm_revisions
 from cli.process import ToolError, tool
 from model.deployment import Deployment, ResolvedRelease, release_description
 from model.errors import InputError
@@ -352,7 +352,14 @@ def render_for_program(root: Path, deployment: Deployment, secrets: Mapping[str,
     found = facts.result()
     if found is None:
         warn("no cluster answered: the releases are rendered with `helm template` (no lookup, the toolchain's Kubernetes version)")
-    cluster = Cluster(facts=found, releases=revisions_table(table), offline_version=offline_kube_version(root))
+    revisions = revisions_table(table)
+    if found is not None and table is None:
+        # The pending check could not ask (no kubectl on PATH): the pinned one answers the same table.
+        try:
+            revisions = helm_revisions(20.0)
+        except ToolError as error:
+            warn(f"the Helm revisions could not be read ({error}): every release is compared as if not installed")
+    cluster = Cluster(facts=found, releases=revisions, offline_version=offline_kube_version(root))
     rendered = render_releases(root, deployment, secrets, cluster)
     lines = [r.summary() for r in rendered.values() if r.diff.differs]
     if os.environ.get("ASTRAGO_RENDER_TIMING"):
