@@ -38,3 +38,22 @@ def test_the_cache_holds_the_masked_comparison_and_reads_back(tmp_path: Path) ->
     assert loaded is not None and loaded.cached
     assert loaded.diff == diff and loaded.revision == 2
     assert loaded.summary() == "app: 1 to add, 1 to change, 0 to remove (helm dry run on the cluster, against revision 2)"
+
+
+def test_make_diff_prints_leaf_changes_and_cluster_scoped_objects_without_namespace() -> None:
+    from commands.diff import format_release
+    from model.manifest import CLUSTER_SCOPED_KINDS
+
+    role = ("rbac.authorization.k8s.io/v1", "ClusterRole", "", "prometheus-operator")
+    policy = ("nvidia.com/v1", "ClusterPolicy", "", "cluster-policy")
+    service = ("v1", "Service", "kube-system", "prometheus-kubelet")
+    diff = ObjectsDiff(added=[service], removed=[policy], changed={role: [Change("rules[3].verbs[1]", "list", "watch")]})
+    text = format_release(Rendered(name="prometheus", namespace="prometheus", mode="server", latest=(1, "deployed"), revision=1, diff=diff),
+                          CLUSTER_SCOPED_KINDS | {"ClusterPolicy"})
+    assert text.splitlines() == [
+        "# prometheus (namespace prometheus; compared with revision 1): 1 changed, 1 new, 1 removed",
+        "~ rbac.authorization.k8s.io/v1 ClusterRole prometheus-operator",
+        '    rules[3].verbs[1]: "list" -> "watch"',
+        "+ v1 Service kube-system/prometheus-kubelet",
+        "- nvidia.com/v1 ClusterPolicy cluster-policy",
+    ]
