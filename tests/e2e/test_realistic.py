@@ -54,12 +54,19 @@ def _preview(stack: E2EStack) -> tuple[auto.PreviewResult, float]:
 
 def test_a_second_preview_is_clean_and_a_warm_cache_costs_little(realistic: Catalog) -> None:
     stack = realistic.stack
+    # The program then says how long its render took and how many releases came from the cache.
+    saved = stack.stack.workspace.env_vars
+    stack.stack.workspace.env_vars = {**saved, "ASTRAGO_RENDER_TIMING": "1"}
     cold, cold_s = _preview(stack)  # the revisions changed with `up`: every release renders again
     assert set(cold.change_summary or {}) <= {"same"}, cold.change_summary
     assert "to change" not in cold.stdout and "to add" not in cold.stdout, "no release shows object changes"
     warm, warm_s = _preview(stack)
     assert set(warm.change_summary or {}) <= {"same"}, warm.change_summary
+    timing = [line.strip() for result in (cold, warm) for line in result.stdout.splitlines() if "render:" in line]
     print(f"\nrealistic catalog: up {realistic.up_s:.1f}s; preview after up (render cold) {cold_s:.1f}s; preview again (render cache warm) {warm_s:.1f}s")
+    print("\n".join(timing))
+    assert len(timing) == 2 and "12 from the cache" in timing[1], timing
+    stack.stack.workspace.env_vars = saved
 
 
 def test_make_diff_reports_nothing_right_after_up(realistic: Catalog) -> None:
