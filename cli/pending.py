@@ -116,6 +116,8 @@ class PendingQuery:
 
     def __init__(self, timeout_s: float = 20.0) -> None:
         self.process: subprocess.Popen[str] | None = None
+        self.result: subprocess.CompletedProcess[str] | None = None
+        """The answer, kept: the render reads the same table (every release's latest revision)."""
         try:
             self.command = kubectl_command(None, timeout_s, _pinned_kubectl())
         except PendingCheckError as error:
@@ -128,6 +130,8 @@ class PendingQuery:
             self.start_error = f"kubectl could not be started: {error}"
 
     def run(self, _command: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
+        if self.result is not None:
+            return self.result
         if self.process is None:
             raise PendingCheckError(self.start_error)
         try:
@@ -135,7 +139,8 @@ class PendingQuery:
         except subprocess.TimeoutExpired:
             self.close()
             raise
-        return subprocess.CompletedProcess(self.command, self.process.returncode, out, err)
+        self.result = subprocess.CompletedProcess(self.command, self.process.returncode, out, err)
+        return self.result
 
     def close(self) -> None:
         """Stop the call if it still runs (the program stopped before reading it)."""

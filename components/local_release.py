@@ -13,7 +13,8 @@ from components.helm_release import HelmRelease, HelmReleaseArgs
 from components.hook import Hook, HookArgs
 from model.catalog import HelmOptions
 from model.catalog import Hook as HookSpec
-from model.identity import LOCAL_RELEASE_TYPE, RELEASE_TYPE, Description, helm_release_name, hook_name
+from model.deployment import release_description
+from model.identity import LOCAL_RELEASE_TYPE, RELEASE_TYPE, helm_release_name, hook_name
 from model.postrender import PostRender, write_wrapper
 from model.values import set_path
 
@@ -74,12 +75,12 @@ class LocalRelease(pulumi.ComponentResource):
                          opts=pulumi.ResourceOptions(parent=self, depends_on=list(args["after"])))
                 )
         postrender = args["postrender"]
+        description = release_description(args["chart_version"], args["chart_digest"], postrender)
         if postrender is not None:
             # The provider runs the wrapper on install and upgrade; its relative path
             # is the same on every machine, so only a change of what it does (in the
             # description: patch digest, registry) makes an update.
             write_wrapper(postrender)
-        description = Description(args["chart_version"], args["chart_digest"], postrender.description() if postrender else "").format()
         release = HelmRelease(
             helm_release_name(name),
             HelmReleaseArgs(
@@ -87,8 +88,6 @@ class LocalRelease(pulumi.ComponentResource):
                 namespace=args["namespace"],
                 chart=args["chart_path"],
                 values=_with_secrets(args["values"], args["secret_values"]),
-                # Helm compares only values and chart version; the digest makes
-                # any change of chart content (or of its patches) an update of this release.
                 description=description,
                 postrender=postrender.wrapper if postrender else None,
                 atomic=options.atomic,

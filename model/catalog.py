@@ -94,6 +94,8 @@ class Release:
     patches: bool
     helm_spec: dict[str, Any] = field(default_factory=dict)
     """The catalog defaults merged with this release's `helm` block, before parsing (a stack lays its own over it)."""
+    undeclared_values: tuple[str, ...] = ()
+    """Values paths the chart reads although its values.yaml and schema do not declare them (each allows its subtree)."""
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,7 @@ def _parse_release(raw: dict[str, Any], defaults: dict[str, Any], source: str) -
         secrets=dict(raw.get("secrets") or {}),
         hooks=tuple(_parse_hook(h) for h in raw.get("hooks") or []),
         patches=raw.get("patches", False),
+        undeclared_values=tuple(raw.get("undeclaredValues") or ()),
     )
 
 
@@ -197,6 +200,14 @@ def parse_helm_options(defaults: dict[str, Any], override: dict[str, Any], where
     if options.wait_for_jobs and not options.wait:
         raise InputError(f"{where}: helm.waitForJobs is true and helm.wait false; Helm waits for Jobs only with --wait: set wait: true, or waitForJobs: false")
     return options
+
+
+def _str_list(raw: Any, where: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(v, str) and v for v in raw):
+        raise InputError(f"{where} must be a list of values paths (a.b.c)")
+    return tuple(raw)
 
 
 def _merged(defaults: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

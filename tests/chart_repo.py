@@ -66,6 +66,9 @@ def write_standin(folder: Path, name: str, version: str, extra: dict[str, str] |
     (chart / "templates").mkdir(parents=True, exist_ok=True)
     (chart / "Chart.yaml").write_text(f"apiVersion: v2\nname: {name}\nversion: {version}\ndescription: stand-in of {name} for tests\n")
     (chart / "values.yaml").write_text("replicas: 1\n")
+    # The stand-in reads every value (its ConfigMap holds them all), so its schema says it takes any key:
+    # the key check (model/valuekeys.py) then passes the values written for the real chart.
+    (chart / "values.schema.json").write_text('{"type": "object", "additionalProperties": true, "properties": {"replicas": {"type": "integer"}}}\n')
     (chart / "templates" / "deployment.yaml").write_text(DEPLOYMENT)
     (chart / "templates" / "configmap.yaml").write_text(CONFIGMAP)
     for path, text in (extra or {}).items():

@@ -36,7 +36,7 @@ E2E_CLUSTER = ("--name", _E2E_NAME, "--workdir", str(ROOT / ".state" / f"kwok-{_
                "--kubeconfig", str(KUBECONFIG), "--port-base", _E2E_PORT or "16543")
 PASSPHRASE = "e2e-only-passphrase"
 # Copied into each throwaway project: what the program reads, nothing else.
-PROJECT_PARTS = ("Pulumi.yaml", "__main__.py", "catalog", "charts", "cli", "components", "model", "schemas", "values")
+PROJECT_PARTS = ("Pulumi.yaml", "__main__.py", "catalog", "charts", "cli", "components", "model", "schemas", "toolchain/tools.toml", "values")
 # The simulated cluster has no volume provisioner: the product must not wait for volumes.
 KWOK_VALUES = {"astrago": {"values": {"mariadb": {"persistence": {"enabled": False}}, "storage": {"workloadLogs": {"enabled": False}}}}}
 SECRETS = {
@@ -93,6 +93,7 @@ def copy_project(target: Path) -> Path:
         if source.is_dir():
             shutil.copytree(source, target / part, ignore=shutil.ignore_patterns("__pycache__"))
         else:
+            (target / part).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / part)
     (target / ".venv").symlink_to(require(ROOT / ".venv", "make setup"))
     # The program runs the pinned tools of its own folder (cli/process.py), as in the project.
