@@ -42,7 +42,7 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from commands.images import HELM, WORKERS, collect
+from commands.images import WORKERS, collect
 from model.charts import DECLARED_FILE, LOCK_FILE, verify_lock
 from model.errors import InputError
 from model.stackfile import PROJECT
@@ -80,7 +80,7 @@ def _parent_stack(stack_file: Path) -> str | None:
     return parent if isinstance(parent, str) and parent else None
 
 
-def bundle_files(stack: str, root: Path = ROOT, charts_dir: str | None = None, helm: Path = HELM, workers: int = WORKERS) -> tuple[dict[str, bytes], tuple[str, ...]]:
+def bundle_files(stack: str, root: Path = ROOT, charts_dir: str | None = None, workers: int = WORKERS) -> tuple[dict[str, bytes], tuple[str, ...]]:
     """The bundle's files by path (SHA256SUMS included) and the image warnings; InputError before anything is written."""
     stack_file = root / f"Pulumi.{stack}.yaml"
     if not stack_file.is_file():
@@ -98,7 +98,7 @@ def bundle_files(stack: str, root: Path = ROOT, charts_dir: str | None = None, h
     }
     for entry in lock.values():
         files[f"{CHARTS}/{entry.archive}"] = (charts / entry.archive).read_bytes()
-    images = collect(stack, root, str(charts), helm=helm, workers=workers)
+    images = collect(stack, root, str(charts), workers=workers)
     files[f"images/{stack}.lock.yaml"] = images.to_yaml().encode()
     files[stack_file.name] = stack_file.read_bytes()
     parent = _parent_stack(stack_file)
@@ -145,9 +145,9 @@ def write_tar(files: dict[str, bytes], out: Path) -> str:
     return _sha256(data)
 
 
-def create(stack: str, out: Path, root: Path = ROOT, charts_dir: str | None = None, helm: Path = HELM, workers: int = WORKERS) -> Created:
+def create(stack: str, out: Path, root: Path = ROOT, charts_dir: str | None = None, workers: int = WORKERS) -> Created:
     """Check the chart set, list the stack's images and write the bundle."""
-    files, warnings = bundle_files(stack, root, charts_dir, helm, workers)
+    files, warnings = bundle_files(stack, root, charts_dir, workers)
     digest = write_tar(files, out)
     return Created(path=out, sha256=digest, files=tuple(sorted(files)), image_warnings=warnings)
 
