@@ -67,9 +67,11 @@ def release_secret_values(namespace: str, name: str, revision: int, secret_paths
 
 
 def template(name: str, chart: str, namespace: str, values_yaml: str, timeout_s: float, *,
-             cwd: Path | None = None, post_renderer: str | None = None) -> str:
-    """`helm template` of one release, values on stdin (never on disk), chart tests skipped: the objects an install applies, hooks included."""
-    command = [tool("helm"), "template", name, chart, "--namespace", namespace, "--skip-tests", "--values", "-"]
+             cwd: Path | None = None, post_renderer: str | None = None, skip_tests: bool = True) -> str:
+    """`helm template` of one release, values on stdin (never on disk): the objects an install applies, hooks included (chart tests with skip_tests=False)."""
+    command = [tool("helm"), "template", name, chart, "--namespace", namespace, "--values", "-"]
+    if skip_tests:
+        command.append("--skip-tests")
     if post_renderer:
         command += ["--post-renderer", post_renderer]
     return run(command, timeout_s, stdin=values_yaml, cwd=cwd).stdout

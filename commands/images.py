@@ -7,7 +7,7 @@ images are read from those objects only (model/images.py says where and how
 a string counts as an image), plus the images the chart's software starts at
 run time, declared once per chart in catalog/runtime-images.yaml, and those
 its Chart.yaml lists (`artifacthub.io/images`) under a name nothing rendered.
-Helm hooks count, chart tests (never run by an install) do not.
+Helm hooks count, and so do chart tests (`helm test` starts them at a site).
 
 With `astrago-deploy:offline.registry` set, the charts are rendered without
 it, so the lock holds the source references the bundle fetches; the
@@ -50,7 +50,8 @@ def release_image_uses(release: ResolvedRelease, values: dict[str, Any], root: P
     """Every image one release runs (see the module docstring); InputError naming the release and the cause."""
     where = f"release {release.name!r}"
     try:
-        rendered = template(release.name, release.chart_path, release.namespace, yaml.safe_dump(values), timeout_s, cwd=root)
+        # Chart tests count: `helm test` starts them at the site too.
+        rendered = template(release.name, release.chart_path, release.namespace, yaml.safe_dump(values), timeout_s, cwd=root, skip_tests=False)
         meta = show_chart(release.chart_path, timeout_s, cwd=root)
         if release.postrender and release.postrender.patches:
             rendered = apply_patches(rendered, release.postrender.patches, root, timeout_s)

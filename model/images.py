@@ -320,6 +320,8 @@ class RuntimeImage:
     reference: str
     """In full form, placeholders filled."""
     why: str
+    replaces: bool = False
+    """The software runs this instead of the tag a rendered field names for the same image (gpu-operator appends the node's OS to the driver version)."""
 
 
 @dataclass(frozen=True)
@@ -346,20 +348,27 @@ def release_images(objects: Sequence[Mapping[str, Any]], chart: str, declared: t
                    declarations: str = "catalog/runtime-images.yaml") -> tuple[list[ImageUse], list[str]]:
     """(every image the objects name plus the chart's declared runtime images, problems).
 
-    A field whose tag is unknown takes the declared image of the same name;
-    without one it is a problem naming the chart and the field.
+    A field whose tag is unknown takes the declared image of the same name
+    (without one it is a problem naming the chart and the field); a field
+    naming an image a `replaces` declaration covers takes the declared tag.
     """
     by_name: dict[str, str] = {}
+    replacing: dict[str, str] = {}
     for image in declared:
         parsed = parse_reference(image.reference)
         if parsed:
             by_name.setdefault(parsed.name, image.reference)
+            if image.replaces:
+                replacing.setdefault(parsed.name, image.reference)
     uses: list[ImageUse] = []
     problems: list[str] = []
     for obj in objects:
         hook = is_hook(obj)
         for field in image_fields(obj):
             where = f"{object_text(obj)} {field.path_text()}"
+            if field.reference is not None and field.reference.name in replacing:
+                uses.append(ImageUse(replacing[field.reference.name], where, hook, declared=True))
+                continue
             if field.reference is not None:
                 uses.append(ImageUse(str(field.reference), where, hook))
                 continue
@@ -387,7 +396,7 @@ def runtime_images(data: Any, chart: str, chart_meta: Mapping[str, Any], where: 
         reference = parse_reference(text)
         if reference is None or not REFERENCE.match(text):
             raise ValueError(f"{where}: charts.{chart}[{index}].reference {entry['reference']!r} gives {text!r}, which is not an image reference (registry/path:tag)")
-        out.append(RuntimeImage(str(reference), str(entry["why"])))
+        out.append(RuntimeImage(str(reference), str(entry["why"]), bool(entry.get("replaces", False))))
     return tuple(out)
 
 

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         patches = release_patches(root, args.release, declared=True) if args.patches else None
         registry = check_registry(args.registry, "--registry") if args.registry else None
-        sys.stdout.write(post_render(sys.stdin.read(), root, patches, registry, args.lock))
+        sys.stdout.write(post_render(sys.stdin.read(), root, patches, registry, args.lock, args.release))
     except (InputError, ToolError) as error:
         print(f"astrago-deploy post-render of release {args.release!r} failed:\n{error}", file=sys.stderr)
         return 1

@@ -21,13 +21,19 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from model.images import ImageField, Reference, get_at, image_fields, object_text, set_at
+from model.images import ImageField, Reference, get_at, image_fields, object_text, parse_reference, set_at
 from model.images_lock import ImagesLock, site_key
 
 
-def pin_images(objects: list[Any], lock: ImagesLock, registry: str, lock_file: str) -> tuple[list[Any], list[str]]:
-    """(objects with every image moved and pinned, problems naming each image the lock cannot pin)."""
+def pin_images(objects: list[Any], lock: ImagesLock, registry: str, lock_file: str, release: str = "") -> tuple[list[Any], list[str]]:
+    """(objects with every image moved and pinned, problems naming each image the lock cannot pin).
+
+    A field is looked up by where `make images` found it (`<release>: <object> <field>`
+    in the lock's foundIn: this covers fields whose tag the software fills in or
+    replaces, see catalog/runtime-images.yaml), else by the image it names.
+    """
     known = lock.by_site_key()
+    located = {where: image for image in lock.images for where in image.found_in}
     problems: list[str] = []
     result = []
     for obj in objects:
@@ -42,13 +48,14 @@ def pin_images(objects: list[Any], lock: ImagesLock, registry: str, lock_file: s
         # Right to left inside one string, so earlier words keep their offsets.
         for field in sorted(fields, key=lambda f: (f.path_text(), -f.start)):
             where = f"{object_text(obj)} {field.path_text()}"
-            if field.reference is None:
-                problems.append(f"{where}: image {field.unknown} has no tag; `make images` lists the tag the chart's software uses (catalog/runtime-images.yaml)")
-                continue
-            site = field.reference if str(field.reference).startswith(registry + "/") else field.reference.at(registry)
-            entry = known.get(site_key(str(site)))
-            if entry is None:
-                problems.append(f"{where}: image {field.text} is not in {lock_file}; run `make images` then `make bundle` for this stack")
+            entry = located.get(f"{release}: {where}")
+            site = parse_reference(lock.site_reference(entry)) if entry else None
+            if entry is None and field.reference is not None:
+                site = field.reference if str(field.reference).startswith(registry + "/") else field.reference.at(registry)
+                entry = known.get(site_key(str(site)))
+            if entry is None or site is None:
+                shown = field.text if field.reference is not None else f"{field.unknown}, whose tag the software fills in,"
+                problems.append(f"{where}: image {shown} is not in {lock_file}; run `make images` then `make bundle` for this stack")
                 continue
             if not entry.digest:
                 problems.append(f"{where}: image {entry.reference} has no digest in {lock_file}; run `make bundle` (it fetches the image and records its digest)")
@@ -73,7 +80,8 @@ def _rewrite(obj: dict[str, Any], field: ImageField, pinned: Reference, registry
             node["repository"] = f"{pinned.domain}/{path}"
         if "digest" in node:
             node["digest"] = pinned.digest
-        elif image and "version" in node:
+        elif image:
+            # gpu-operator's operands: a `version` of sha256:... is pulled as repository/image@version, exactly these bytes.
             node["version"] = pinned.digest
         return
     text = get_at(obj, field.path)

@@ -46,7 +46,7 @@ def check_postrenders(root: Path, deployment: Deployment, render: Render | None 
         assert spec is not None
         try:
             rendered = render(release, yaml.safe_dump(deployment.masked_values(name)))
-            post_render(rendered, root, spec.patches, spec.registry, spec.lock)
+            post_render(rendered, root, spec.patches, spec.registry, spec.lock, name)
         except InputError as error:
             return [f"release {name!r}: {p}" for p in error.problems]
         except ToolError as error:

@@ -41,7 +41,7 @@ def _parse(chunks: list[str]) -> list[Any]:
     return docs
 
 
-def post_render(text: str, root: Path, patches: PatchSet | None, registry: str | None, lock_file: str | None) -> str:
+def post_render(text: str, root: Path, patches: PatchSet | None, registry: str | None, lock_file: str | None, release: str = "") -> str:
     """The manifests Helm installs: patches applied by kustomize, then every image moved and pinned.
 
     Documents the image step does not change are written back as they came;
@@ -58,7 +58,7 @@ def post_render(text: str, root: Path, patches: PatchSet | None, registry: str |
         raise InputError(f"{lock_file} was made for registry {lock.registry!r}, the stack sets {registry!r}; run `make images` and `make bundle` again")
     chunks = split_documents(text)
     docs = _parse(chunks)
-    pinned, problems = pin_images(docs, lock, registry, lock_file)
+    pinned, problems = pin_images(docs, lock, registry, lock_file, release)
     if problems:
         raise InputError(*problems)
     out = []

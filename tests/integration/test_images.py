@@ -145,7 +145,6 @@ AS_DATA = {
     "docker.io/bitnami/os-shell:12-debian-12-r30": "keycloak",  # an env value
 }
 NOT_LISTED = {
-    "docker.io/standin.example/test-only:1", "standin.example/test-only:1",  # a chart test: an install never runs it
     "nvcr.io/nvidia/driver:550.127.05",  # values/gpu-operator.yaml sets driver.enabled false: the ClusterPolicy says so
     "nvcr.io/nvidia/k8s/container-toolkit:v1.17.0-ubuntu20.04",  # and toolkit.enabled false
     "quay.io/thanos/thanos:v0.35.1",  # a subchart whose condition is false
@@ -265,13 +264,16 @@ def test_the_product_charts_images_appear_with_their_release(stage_lock: ImagesL
 def test_every_workload_kind_hooks_and_images_passed_as_data_are_listed(stage_lock: ImagesLock, charts: Path) -> None:
     records = {record.reference: record for record in stage_lock.images}
     for image in RENDERED:
-        record = records.get(f"docker.io/{image}") or records.get(image)
+        record = records.get(image)
         assert record and record.releases == ("gpu-operator",) and not record.in_hooks, f"{image}: {record}"
-    hook = records[f"docker.io/{HOOK}"]
+    hook = records[HOOK]
     assert hook.in_hooks and hook.found_in == ("gpu-operator: Job standin-hook spec.template.spec.containers[0].image",), hook
     for image, release in AS_DATA.items():
         assert image in records and records[image].releases == (release,), f"{image}: {records.get(image)} (listed: {sorted(records)})"
     assert records["docker.io/bitnami/keycloak-config-cli:6.1.6-debian-12-r0"].in_hooks
+    # A chart test: `helm test` starts it at the site, outside the post-render.
+    assert records["standin.example/test-only:1"].in_hooks and records["standin.example/test-only:1"].found_in == (
+        "gpu-operator: Pod standin-test spec.containers[0].image",)
     reloader = records["quay.io/prometheus-operator/prometheus-config-reloader:v0.75.2"]
     assert reloader.found_in == ("prometheus: Deployment prometheus-operator spec.template.spec.containers[0].args[1]",), reloader
     validator = records["nvcr.io/nvidia/cloud-native/gpu-operator-validator:v24.9.0"]

@@ -239,3 +239,26 @@ def test_triples_move_their_registry_and_take_the_digest_where_the_software_read
     assert spec["validator"] == {"repository": "reg.site:5000/nvidia/cloud-native", "image": "gpu-operator-validator", "version": DIGEST_A}
     assert spec["dcgmExporter"] == {"registry": "reg.site:5000", "repository": "nvidia/k8s/dcgm-exporter", "tag": "3.3.9-3.6.0-ubuntu22.04"}
     assert spec["driver"] == CLUSTER_POLICY["spec"]["driver"], "a disabled operand is left as it is"
+
+
+def test_a_replacing_declaration_names_the_tag_the_software_runs_and_the_pin_finds_it_by_field() -> None:
+    """gpu-operator appends the node's OS to spec.driver.version: the declared image is what runs, and what the site pins."""
+    policy = copy.deepcopy(CLUSTER_POLICY)
+    policy["spec"]["driver"]["enabled"] = True
+    declared = (RuntimeImage("nvcr.io/nvidia/driver:550.127.05-ubuntu22.04", "the operator appends the node's OS", replaces=True),
+                RuntimeImage("nvcr.io/nvidia/cloud-native/gpu-operator-validator:v24.9.0", "the operator's own version"))
+    uses, problems = release_images([policy], "gpu-operator", declared)
+    assert problems == []
+    at_driver = [u.reference for u in uses if u.where == "ClusterPolicy cluster-policy spec.driver"]
+    assert at_driver == ["nvcr.io/nvidia/driver:550.127.05-ubuntu22.04"], "the rendered 550.127.05 is not what runs"
+    assert "nvcr.io/nvidia/driver:550.127.05" not in {u.reference for u in uses}
+    site = ImagesLock("site", "reg.site:5000", tuple(
+        LockedImage(ref, ("gpu-operator",), tuple(sorted(f"gpu-operator: {u.where}" for u in uses if u.reference == ref)), digest=DIGEST_A)
+        for ref in sorted({u.reference for u in uses})))
+    [out], problems = pin_images([policy], site, "reg.site:5000", "images/site.lock.yaml", "gpu-operator")
+    assert problems == []
+    assert out["spec"]["driver"] == {"enabled": True, "repository": "reg.site:5000/nvidia", "image": "driver", "version": DIGEST_A}
+    assert out["spec"]["validator"] == {"repository": "reg.site:5000/nvidia/cloud-native", "image": "gpu-operator-validator", "version": DIGEST_A}
+    _, unlocated = pin_images([policy], site, "reg.site:5000", "images/site.lock.yaml", "another-release")
+    assert any("spec.validator: image nvcr.io/nvidia/cloud-native/gpu-operator-validator (version is not given), whose tag the software fills in, is not in" in p
+               for p in unlocated), unlocated
