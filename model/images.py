@@ -383,7 +383,7 @@ def release_images(objects: Sequence[Mapping[str, Any]], chart: str, declared: t
 
 
 def runtime_images(data: Any, chart: str, chart_meta: Mapping[str, Any], where: str = "catalog/runtime-images.yaml") -> tuple[RuntimeImage, ...]:
-    """A chart's declared runtime images, `{appVersion}` and `{version}` filled from its Chart.yaml.
+    """A chart's declared runtime images, `{appVersion}` (else the chart's version) and `{version}` filled from its Chart.yaml.
 
     data is the file's content, already checked against its schema.
     """
@@ -391,8 +391,10 @@ def runtime_images(data: Any, chart: str, chart_meta: Mapping[str, Any], where: 
     out = []
     for index, entry in enumerate(entries):
         text = str(entry["reference"])
-        for key in ("appVersion", "version"):
-            text = text.replace("{" + key + "}", str(chart_meta.get(key) or ""))
+        # Without an appVersion Helm's .Chart.AppVersion is empty; the chart's own version is the one fact left.
+        fills = {"appVersion": chart_meta.get("appVersion") or chart_meta.get("version"), "version": chart_meta.get("version")}
+        for key, value in fills.items():
+            text = text.replace("{" + key + "}", str(value or ""))
         reference = parse_reference(text)
         if reference is None or not REFERENCE.match(text):
             raise ValueError(f"{where}: charts.{chart}[{index}].reference {entry['reference']!r} gives {text!r}, which is not an image reference (registry/path:tag)")

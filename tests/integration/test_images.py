@@ -306,7 +306,7 @@ def test_with_the_offline_registry_the_lock_holds_the_source_references(project:
     warnings = site_lock.warnings()
     hooks = [i.reference for i in site_lock.images if i.in_hooks]
     assert hooks and all(any(line.startswith(f"warning: {h} (") and "Helm hooks" in line for line in warnings) for h in hooks), warnings
-    assert warnings[-1].startswith(f"note: {len(site_lock.images)} image(s) have no digest yet")
+    assert warnings[-1].startswith(f"warning: {len(site_lock.images)} image(s) have no digest yet")
 
 
 def test_the_command_writes_a_sorted_lock_and_keeps_recorded_digests(project: Path, charts: Path, tmp_path: Path) -> None:
