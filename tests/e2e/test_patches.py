@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from commands.images import collect
 from model.images_lock import ImagesLock, lock_path, write_images_lock
 from postrender.kustomize import PATCHES_DIR, release_patches
 from postrender.plan import plan_postrender, write_wrapper
-from tests.e2e.conftest import TOOLS, E2EStack, dispose, new_stack, require
+from tests.e2e.conftest import ROOT, TOOLS, E2EStack, dispose, new_stack, require
 
 REGISTRY = "registry.e2e.invalid:5000"
 # Not the local stack's 30080, so this test never collides with another deployment of the cluster.
@@ -87,6 +88,7 @@ def test_helm_runs_the_wrapper_as_its_post_renderer(project: Path) -> None:
     """Helm's own exec contract (manifests on stdin, result on stdout), as the provider uses it."""
     helm = require(TOOLS / "helm", "make setup")
     _patched_project(project)
+    shutil.copy2(ROOT / "Pulumi.local.yaml", project / "Pulumi.local.yaml")
     (project / "Pulumi.e2e-helm.yaml").write_text(yaml.safe_dump({"config": {"astrago-deploy:inherits": "local", "astrago-deploy:offline": {"registry": REGISTRY}}}))
     _fetched_lock(project, "e2e-helm")
     spec = plan_postrender(project, "e2e-helm", "astrago", "astrago", release_patches(project, "astrago", declared=True), REGISTRY)
