@@ -149,7 +149,7 @@ def test_patches_and_pinned_images_reach_the_cluster(project: Path, engine_env: 
         pinned = {lock.site_reference(i) + "@" + str(i.digest) for i in lock.images}
         outside = [(what, image) for what, image in images if image not in pinned]
         assert not outside, f"images not pinned to {REGISTRY} at the lock's digest: {outside}"
-        # gpu-process-exporter's chart is not given the registry (no catalog setting): only the post-render moved and pinned it.
+        # The exporter's chart renders it at the registry (global.imageRegistry); the post-render pins it to the source's digest.
         exporter = f"{REGISTRY}/astrago/gpu-process-exporter:1.0.0@{digest_of('docker.io/astrago/gpu-process-exporter:1.0.0')}"
         assert ("cronjob gpu-operator/gpu-process-exporter", exporter) in images, images
 
@@ -188,7 +188,7 @@ def test_patches_and_pinned_images_reach_the_cluster(project: Path, engine_env: 
         with pytest.raises(auto.CommandError) as unpinned:
             stack.stack.preview()
         assert (f"release 'gpu-process-exporter': CronJob gpu-process-exporter spec.jobTemplate.spec.template.spec.containers[0].image: "
-                f"image docker.io/astrago/gpu-process-exporter:1.0.0 is not in images/{stack.name}.lock.yaml") in str(unpinned.value), str(unpinned.value)
+                f"image {REGISTRY}/astrago/gpu-process-exporter:1.0.0 is not in images/{stack.name}.lock.yaml") in str(unpinned.value), str(unpinned.value)
     finally:
         dispose(stack)
 
