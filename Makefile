@@ -163,7 +163,7 @@ diagnose: setup ## Why STACK's last `up` failed or cannot run (lock, interrupted
 recover: setup stack-exists ## Repair STACK after an interrupted `up`: stale lock, pending operations, pending Helm releases
 	@$(PY) -m commands.recover --stack $(STACK) $(if $(RELEASE),--release $(RELEASE)) $(ARGS)
 
-images: setup ## Render STACK's releases; write images/<stack>.lock.yaml; warn about images not at the offline registry
+images: setup ## Render STACK's releases; write images/<stack>.lock.yaml (every image they name); warn about images the post-render cannot pin
 	@$(PY) -m commands.images --stack $(STACK) $(ARGS)
 
 bundle: setup ## Pack STACK's charts, images lock, stack file(s) and tool pins into OUT (default astrago-STACK-bundle.tar.gz)

@@ -31,6 +31,7 @@ from model.identity import PLATFORM_NAME  # noqa: E402
 from model.render import render_for_program  # noqa: E402
 from model.settings import check_adoption, parse_settings  # noqa: E402
 from model.stackfile import INHERITED_KEYS, file_name, locator, stack_chain, with_inherited  # noqa: E402
+from postrender.preflight import check_postrenders  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 # Five SDK debug lines per resource, each a blocking call to the engine: 0.1 s of every preview (components/engine_log.py).
@@ -56,6 +57,9 @@ try:
     settings = parse_settings(stack, raw, catalog, locator(stack_chain(ROOT, stack)) if (ROOT / file_name(stack)).is_file() else None)
     check_adoption(settings, os.environ, pulumi.runtime.is_dry_run())
     deployment = prepare(ROOT, catalog, settings, present)
+    if pending_query is not None:
+        # Helm runs post-renderers only on install and upgrade: their patches and digest pins are checked here, at preview.
+        check_postrenders(ROOT, deployment)
     # Refused before anything acts, at preview too.
     if pending_query is not None and cluster_facts is not None:
         check_not_pending(stack, [(r.namespace, r.name) for r in catalog.releases], pulumi.log.warn, run=pending_query.run)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from cli.process import run, tool
 from model.values import get_path
 
@@ -163,3 +165,20 @@ def _values_file(values: Mapping[str, Any]) -> Iterator[Path]:
         yield path
     finally:
         path.unlink(missing_ok=True)
+
+
+def template(name: str, chart: str, namespace: str, values_yaml: str, timeout_s: float, *,
+             cwd: Path | None = None, post_renderer: str | None = None, skip_tests: bool = True) -> str:
+    """`helm template` of one release, values on stdin (never on disk): the objects an install applies, hooks included (chart tests with skip_tests=False)."""
+    command = [tool("helm"), "template", name, chart, "--namespace", namespace, "--values", "-"]
+    if skip_tests:
+        command.append("--skip-tests")
+    if post_renderer:
+        command += ["--post-renderer", post_renderer]
+    return run(command, timeout_s, stdin=values_yaml, cwd=cwd).stdout
+
+
+def show_chart(chart: str, timeout_s: float, *, cwd: Path | None = None) -> dict[str, Any]:
+    """A chart's Chart.yaml as Helm reads it (folder or archive)."""
+    loaded = yaml.safe_load(run([tool("helm"), "show", "chart", chart], timeout_s, cwd=cwd).stdout) or {}
+    return loaded if isinstance(loaded, dict) else {}

@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from commands.images import HELM, WORKERS, collect
+from commands.images import WORKERS, collect
 from model.charts import DECLARED_FILE, LOCK_FILE, verify_lock
 from model.errors import InputError, entry_point
 from model.stackfile import file_name, stack_chain
@@ -72,7 +72,7 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def bundle_files(stack: str, root: Path = ROOT, charts_dir: str | None = None, helm: Path = HELM, workers: int = WORKERS) -> tuple[dict[str, bytes], tuple[str, ...]]:
+def bundle_files(stack: str, root: Path = ROOT, charts_dir: str | None = None, workers: int = WORKERS) -> tuple[dict[str, bytes], tuple[str, ...]]:
     """The bundle's files by path (SHA256SUMS included) and the image warnings; InputError before anything is written."""
     # The stack's file and every file it inherits from (model.stackfile's rule), all checked first.
     stack_files = stack_chain(root, stack)
@@ -89,7 +89,7 @@ def bundle_files(stack: str, root: Path = ROOT, charts_dir: str | None = None, h
     }
     for entry in lock.values():
         files[f"{CHARTS}/{entry.archive}"] = (charts / entry.archive).read_bytes()
-    images = collect(stack, root, str(charts), helm=helm, workers=workers)
+    images = collect(stack, root, str(charts), workers=workers)
     files[f"images/{stack}.lock.yaml"] = images.to_yaml().encode()
     for stack_file_of in stack_files:
         files[file_name(stack_file_of.stack)] = (root / file_name(stack_file_of.stack)).read_bytes()
@@ -131,9 +131,9 @@ def write_tar(files: dict[str, bytes], out: Path) -> str:
     return _sha256(data)
 
 
-def create(stack: str, out: Path, root: Path = ROOT, charts_dir: str | None = None, helm: Path = HELM, workers: int = WORKERS) -> Created:
+def create(stack: str, out: Path, root: Path = ROOT, charts_dir: str | None = None, workers: int = WORKERS) -> Created:
     """Check the chart set, list the stack's images and write the bundle."""
-    files, warnings = bundle_files(stack, root, charts_dir, helm, workers)
+    files, warnings = bundle_files(stack, root, charts_dir, workers)
     digest = write_tar(files, out)
     return Created(path=out, sha256=digest, files=tuple(sorted(files)), image_warnings=warnings)
 

@@ -15,8 +15,8 @@ from model.catalog import HelmOptions
 from model.catalog import Hook as HookSpec
 from model.deployment import release_description
 from model.identity import LOCAL_RELEASE_TYPE, RELEASE_TYPE, helm_release_name, hook_name
-from model.postrender import PostRender, write_wrapper
 from model.values import set_path
+from postrender.plan import PostRender, write_wrapper
 
 
 class LocalReleaseArgs(TypedDict):

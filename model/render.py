@@ -56,9 +56,9 @@ from cli.process import ToolError, tool
 from model.deployment import Deployment, ResolvedRelease, release_description
 from model.errors import InputError
 from model.manifest import ObjectKey, parse_manifest, scrub
-from model.postrender import write_wrapper
 from model.structdiff import ABSENT, Change, ObjectsDiff, diff_objects
 from model.values import set_path
+from postrender.plan import write_wrapper
 
 CACHE_DIR = Path(".state/render")
 FORMAT = 1
