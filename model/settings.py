@@ -11,7 +11,7 @@ from model.errors import InputError
 
 CLUSTER_KEYS = {"externalIP", "domain", "storageClass", "nfs"}
 NFS_KEYS = {"server", "path"}
-OFFLINE_KEYS = {"registry", "fileServer"}
+OFFLINE_KEYS = {"registry", "fileServer", "platforms"}
 RELEASE_OVERRIDE_KEYS = {"enabled", "values", "helm"}
 # `adopt: [all]` adopts every release the stack enables.
 ADOPT_ALL = "all"

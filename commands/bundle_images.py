@@ -1,0 +1,275 @@
+"""Images of an offline bundle: fetched by digest into an OCI layout, and pushed from it to the site registry.
+
+fetch: every image of the stack's images lock is resolved at its source
+registry (or the mirror the mirrors file maps that registry to, as
+containerd's registry mirrors do), pulled by digest with crane and laid
+into one OCI layout (shared blobs). A multi-architecture index keeps the
+platforms the site declares (`astrago-deploy:offline.platforms`, default
+linux/amd64): when it holds exactly those it is kept as published (same
+digest), otherwise the bundle carries an index of the declared platforms'
+images, written here, whose digest is the one recorded and deployed (the
+upstream index digest is recorded beside it). Images a previous bundle's
+layout already holds (`--reuse`) are taken from there, not fetched.
+
+push: every image of an unpacked bundle goes to the site registry under the
+reference the post-render gives it (`<registry>/<path>:<tag>`), skipping
+those the registry already holds by digest (a push that stopped halfway
+resumes), and every digest is checked afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cli.crane import Crane, RegistryAccess
+from model.errors import InputError
+from model.oci_layout import (
+    OCI_INDEX,
+    Descriptor,
+    add_blob,
+    copy_blobs,
+    init_layout,
+    is_index,
+    platform_name,
+    platforms_of,
+    read_index,
+    required_blobs,
+    single_image_view,
+    write_index,
+)
+from model.postrender import rewrite_image, split_image
+
+DEFAULT_PLATFORMS = ("linux/amd64",)
+MIRROR_KEYS = {"endpoint", "usernameEnv", "passwordEnv", "caFile"}
+ANY_REGISTRY = "*"
+
+
+@dataclass(frozen=True)
+class LockedImage:
+    """One image as the bundle carries it (the images lock entry: reference, releases, digest, size, platforms)."""
+
+    reference: str
+    """The upstream reference as the charts name it (registry/path:tag or @digest)."""
+    releases: tuple[str, ...]
+    digest: str
+    """What the bundle holds and the site deploys: sha256 of the manifest or index."""
+    size: int
+    """Bytes of every blob the image needs (manifests, configs, layers)."""
+    platforms: tuple[str, ...]
+    source_digest: str = ""
+    """The digest the source published when it differs from `digest` (an index cut down to the site's platforms)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"reference": self.reference, "releases": list(self.releases), "digest": self.digest,
+                                "size": self.size, "platforms": list(self.platforms)}
+        if self.source_digest and self.source_digest != self.digest:
+            data["sourceDigest"] = self.source_digest
+        return data
+
+
+def write_lock(path: Path, stack: str, registry: str | None, platforms: tuple[str, ...], images: list[LockedImage]) -> None:
+    header = f"# Written by `make bundle STACK={stack}`: every image of the stack as the bundle carries it; do not edit.\n"
+    body = {"stack": stack, "registry": registry, "platforms": list(platforms),
+            "images": [i.as_dict() for i in sorted(images, key=lambda i: i.reference)]}
+    path.write_text(header + yaml.safe_dump(body, sort_keys=False, width=1 << 16))
+
+
+def read_lock(path: Path) -> list[LockedImage]:
+    """The images of a bundle's images lock; InputError naming the entry at fault."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+        return [LockedImage(str(i["reference"]), tuple(i.get("releases") or ()), str(i["digest"]), int(i["size"]),
+                            tuple(i.get("platforms") or ()), str(i.get("sourceDigest") or "")) for i in data.get("images") or []]
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError):
+        raise InputError(f"{path}: not an images lock written by `make bundle` (images[] with reference, digest, size)") from None
+
+
+# --- mirrors ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Mirrors:
+    """Where each upstream registry is pulled from (registry -> endpoint host[:port][/prefix])."""
+
+    by_registry: dict[str, RegistryAccess] = field(default_factory=dict)
+    prefixes: dict[str, str] = field(default_factory=dict)
+
+    def source(self, reference: str) -> tuple[str, RegistryAccess | None]:
+        """The reference to pull (mirror applied, Docker Hub names made full) and the access for it."""
+        domain, path, digest = split_image(reference)
+        access = self.by_registry.get(domain) or self.by_registry.get(ANY_REGISTRY)
+        key = domain if domain in self.by_registry else ANY_REGISTRY
+        if access is None:
+            return f"{domain}/{path}{digest}", None
+        return f"{self.prefixes[key]}/{path}{digest}", access
+
+
+def load_mirrors(path: Path | None) -> Mirrors:
+    """The mirrors file: {mirrors: {<registry or *>: {endpoint, usernameEnv?, passwordEnv?, caFile?}}}."""
+    if path is None:
+        return Mirrors()
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise InputError(f"{path}: cannot read the mirrors file ({error})") from None
+    raw = data.get("mirrors") if isinstance(data, dict) else None
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: needs `mirrors: {{<registry>: {{endpoint: host[:port][/prefix]}}}}`")
+    by_registry: dict[str, RegistryAccess] = {}
+    prefixes: dict[str, str] = {}
+    for registry, entry in raw.items():
+        where = f"{path}: mirrors.{registry}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("endpoint"), str) or set(entry) - MIRROR_KEYS:
+            raise InputError(f"{where}: needs endpoint (host[:port][/prefix]) and may have {sorted(MIRROR_KEYS - {'endpoint'})}")
+        endpoint = entry["endpoint"].removeprefix("https://").removeprefix("http://").rstrip("/")
+        host = endpoint.split("/", 1)[0]
+        by_registry[str(registry)] = RegistryAccess(host, entry.get("usernameEnv"), entry.get("passwordEnv"), entry.get("caFile"))
+        prefixes[str(registry)] = endpoint
+    return Mirrors(by_registry, prefixes)
+
+
+# --- fetch ------------------------------------------------------------------------
+
+def reusable(paths: list[Path]) -> dict[str, tuple[Path, Descriptor]]:
+    """digest -> (layout, descriptor) of every image the given layouts (or unpacked bundles) hold."""
+    found: dict[str, tuple[Path, Descriptor]] = {}
+    for path in paths:
+        layout = path / "images" / "oci" if (path / "images" / "oci").is_dir() else path
+        if not (layout / "index.json").is_file():
+            raise InputError(f"--reuse {path}: neither an OCI image layout nor an unpacked bundle (no index.json)")
+        for descriptor in read_index(layout):
+            found[descriptor.digest] = (layout, descriptor)
+    return found
+
+
+def fetch(images: list[tuple[str, tuple[str, ...]]], layout: Path, crane: Crane, mirrors: Mirrors, platforms: tuple[str, ...],
+          reuse: dict[str, tuple[Path, Descriptor]], say: Callable[[str], None]) -> list[LockedImage]:
+    """Put every (reference, releases) into the layout by digest; return what the images lock records."""
+    init_layout(layout)
+    for access in {a.host: a for a in mirrors.by_registry.values()}.values():
+        crane.login(access, "mirrors")
+    locked: list[LockedImage] = []
+    descriptors: dict[str, Descriptor] = {}
+    scratch = Path(tempfile.mkdtemp(prefix=".pull-", dir=layout.parent))
+    try:
+        for number, (reference, releases) in enumerate(sorted(images)):
+            source, _ = mirrors.source(reference)
+            where = f"image {reference} ({', '.join(releases)}) from {source}"
+            name, _, pinned = source.partition("@")
+            digest = pinned or crane.digest(source, where)
+            repository = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+            if digest in reuse:
+                old_layout, old = reuse[digest]
+                needed = required_blobs(old_layout, digest, old.size)
+                copy_blobs(old_layout, layout, needed)
+                kept = Descriptor(old.media_type, digest, old.size, reference)
+                say(f"images: {reference}: reused from {old_layout} ({sum(needed.values())} bytes)")
+            else:
+                kept = _pull(f"{repository}@{digest}", reference, layout, scratch / str(number), crane, platforms, where)
+                say(f"images: {reference}: fetched {kept.digest}")
+            needed = required_blobs(layout, kept.digest, kept.size)
+            descriptors[kept.digest] = kept
+            locked.append(LockedImage(reference, releases, kept.digest, sum(needed.values()), tuple(platforms_of(layout, kept.digest)),
+                                      source_digest=digest))
+        write_index(layout, list(descriptors.values()))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return locked
+
+
+def _pull(source: str, reference: str, layout: Path, scratch: Path, crane: Crane, platforms: tuple[str, ...], where: str) -> Descriptor:
+    """Pull source@digest into the shared layout, cut an index down to the site's platforms."""
+    manifest = crane.manifest(source, where)
+    repository = source.partition("@")[0]
+    if not is_index(manifest):
+        return _pull_one(source, reference, layout, scratch, crane, where)
+    children = [m for m in manifest.get("manifests") or [] if isinstance(m, dict)]
+    kept = [m for m in children if platform_name(m.get("platform") or {}) in platforms]
+    if not kept:
+        offered = sorted({platform_name(m.get("platform") or {}) for m in children})
+        raise InputError(f"{where}: has none of the site's platforms {list(platforms)}; it offers {offered}. "
+                         "Set astrago-deploy:offline.platforms to what the site's nodes run")
+    if len(kept) == len(children):
+        return _pull_one(source, reference, layout, scratch, crane, where)
+    for number, child in enumerate(kept):
+        _pull_one(f"{repository}@{child['digest']}", reference, layout, scratch.with_name(f"{scratch.name}-{number}"), crane, where)
+    cut = {key: value for key, value in manifest.items() if key != "manifests"}
+    cut["manifests"] = kept
+    cut.setdefault("mediaType", OCI_INDEX)
+    data = json.dumps(cut, separators=(",", ":")).encode()
+    return Descriptor(str(cut["mediaType"]), add_blob(layout, data), len(data), reference)
+
+
+def _pull_one(source: str, reference: str, layout: Path, scratch: Path, crane: Crane, where: str) -> Descriptor:
+    """crane pull into a scratch layout, then move its blobs into the shared one."""
+    crane.pull_layout(source, scratch, where)
+    pulled = read_index(scratch)
+    if len(pulled) != 1:
+        raise InputError(f"{where}: crane pulled {len(pulled)} entries instead of one")
+    expected = source.partition("@")[2]
+    if expected and pulled[0].digest != expected:
+        raise InputError(f"{where}: the registry served {pulled[0].digest} for {expected}; refusing it")
+    copy_blobs(scratch, layout, required_blobs(scratch, pulled[0].digest, pulled[0].size))
+    shutil.rmtree(scratch, ignore_errors=True)
+    return Descriptor(pulled[0].media_type, pulled[0].digest, pulled[0].size, reference)
+
+
+# --- push -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PushReport:
+    pushed: tuple[str, ...]
+    skipped: tuple[str, ...]
+
+
+def push(layout: Path, images: list[LockedImage], registry: str, crane: Crane, access: RegistryAccess,
+         say: Callable[[str], None]) -> PushReport:
+    """Push every image to registry (skipping digests it holds), then check every digest is there."""
+    crane.login(access, f"registry {registry}")
+    descriptors = {d.digest: d for d in read_index(layout)}
+    pushed: list[str] = []
+    skipped: list[str] = []
+    views = Path(tempfile.mkdtemp(prefix="astrago-push-"))
+    try:
+        for number, image in enumerate(images):
+            target = site_reference(image, registry)
+            where = f"image {image.reference} -> {target}"
+            by_digest = f"{_repository(target)}@{image.digest}"
+            if crane.present(by_digest, where):
+                skipped.append(image.reference)
+                continue
+            if image.digest not in descriptors:
+                raise InputError(f"{where}: the bundle's image layout lacks {image.digest}")
+            view = single_image_view(layout, descriptors[image.digest], views / str(number))
+            got = crane.push_layout(view, target, where)
+            if got != image.digest:
+                raise InputError(f"{where}: the registry stored {got}, the bundle holds {image.digest}")
+            pushed.append(image.reference)
+            say(f"images-push: {target}@{image.digest}")
+    finally:
+        shutil.rmtree(views, ignore_errors=True)
+    missing = [f"{_repository(site_reference(i, registry))}@{i.digest}" for i in images
+               if not crane.present(f"{_repository(site_reference(i, registry))}@{i.digest}", f"registry {registry}")]
+    if missing:
+        raise InputError(*(f"registry {registry}: {ref} is not there after the push; run `make images-push` again" for ref in missing))
+    return PushReport(tuple(pushed), tuple(skipped))
+
+
+def site_reference(image: LockedImage, registry: str) -> str:
+    """Where the site registry holds the image: the post-render's rewrite, with a tag (the digest goes beside it)."""
+    target = rewrite_image(image.reference.partition("@")[0], registry)
+    last = target.rsplit("/", 1)[-1]
+    return target if ":" in last else f"{target}:{image.digest.removeprefix('sha256:')[:16]}"
+
+
+def _repository(reference: str) -> str:
+    name = reference.partition("@")[0]
+    head, slash, last = name.rpartition("/")
+    return f"{head}{slash}{last.partition(':')[0]}"
