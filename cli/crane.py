@@ -87,7 +87,15 @@ class Crane:
         return self.call(["digest", reference], where, host=_host(reference)).strip()
 
     def manifest(self, reference: str, where: str) -> dict[str, Any]:
-        text = self.call(["manifest", reference], where, host=_host(reference))
+        return self.parse_manifest(self.manifest_bytes(reference, where), where)
+
+    def manifest_bytes(self, reference: str, where: str) -> bytes:
+        """The manifest exactly as the registry serves it (its sha256 is the digest)."""
+        return self.call(["manifest", reference], where, host=_host(reference)).encode()
+
+    @staticmethod
+    def parse_manifest(raw: bytes, where: str) -> dict[str, Any]:
+        text = raw.decode()
         try:
             data = json.loads(text)
         except json.JSONDecodeError:

@@ -150,7 +150,7 @@ def bundle_files(stack: str, root: Path, charts_dir: str | None, work: Path, *, 
         files[pin] = (root / pin).read_bytes()
     platforms = site_platforms(stack_file, parent_file)
     mirror_map = load_mirrors(mirrors)
-    old = reusable(reuse or [])
+    old = reusable(reuse or [], platforms)
     listed = collect(stack, root, str(charts), helm=helm, workers=workers)
     wanted: dict[str, set[str]] = {}
     for record in listed.images:

@@ -19,6 +19,7 @@ resumes), and every digest is checked afterwards.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -137,15 +138,26 @@ def load_mirrors(path: Path | None) -> Mirrors:
 
 # --- fetch ------------------------------------------------------------------------
 
-def reusable(paths: list[Path]) -> dict[str, tuple[Path, Descriptor]]:
-    """digest -> (layout, descriptor) of every image the given layouts (or unpacked bundles) hold."""
+def reusable(paths: list[Path], platforms: tuple[str, ...]) -> dict[str, tuple[Path, Descriptor]]:
+    """digest -> (layout, descriptor) of every image the given layouts (or unpacked bundles) hold.
+
+    For an unpacked bundle made for the same site platforms, an image cut
+    down from a multi-arch index is found by its upstream digest too.
+    """
     found: dict[str, tuple[Path, Descriptor]] = {}
     for path in paths:
         layout = path / "images" / "oci" if (path / "images" / "oci").is_dir() else path
         if not (layout / "index.json").is_file():
             raise InputError(f"--reuse {path}: neither an OCI image layout nor an unpacked bundle (no index.json)")
-        for descriptor in read_index(layout):
-            found[descriptor.digest] = (layout, descriptor)
+        held = {d.digest: d for d in read_index(layout)}
+        for digest, descriptor in held.items():
+            found[digest] = (layout, descriptor)
+        for lock in sorted((path / "images").glob("*.lock.yaml")) if (path / "images").is_dir() else []:
+            if tuple((yaml.safe_load(lock.read_text()) or {}).get("platforms") or ()) != platforms:
+                continue
+            for image in read_lock(lock):
+                if image.source_digest and image.digest in held:
+                    found.setdefault(image.source_digest, (layout, held[image.digest]))
     return found
 
 
@@ -167,9 +179,9 @@ def fetch(images: list[tuple[str, tuple[str, ...]]], layout: Path, crane: Crane,
             repository = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
             if digest in reuse:
                 old_layout, old = reuse[digest]
-                needed = required_blobs(old_layout, digest, old.size)
+                needed = required_blobs(old_layout, old.digest, old.size)
                 copy_blobs(old_layout, layout, needed)
-                kept = Descriptor(old.media_type, digest, old.size, reference)
+                kept = Descriptor(old.media_type, old.digest, old.size, reference)
                 say(f"images: {reference}: reused from {old_layout} ({sum(needed.values())} bytes)")
             else:
                 kept = _pull(f"{repository}@{digest}", reference, layout, scratch / str(number), crane, platforms, where)
@@ -185,9 +197,12 @@ def fetch(images: list[tuple[str, tuple[str, ...]]], layout: Path, crane: Crane,
 
 
 def _pull(source: str, reference: str, layout: Path, scratch: Path, crane: Crane, platforms: tuple[str, ...], where: str) -> Descriptor:
-    """Pull source@digest into the shared layout, cut an index down to the site's platforms."""
-    manifest = crane.manifest(source, where)
-    repository = source.partition("@")[0]
+    """Pull source@digest into the shared layout; an index keeps the site's platforms (its children pulled one by one)."""
+    repository, _, digest = source.partition("@")
+    raw = crane.manifest_bytes(source, where)
+    if "sha256:" + hashlib.sha256(raw).hexdigest() != digest:
+        raise InputError(f"{where}: the registry served a manifest whose sha256 is not {digest}; refusing it")
+    manifest = crane.parse_manifest(raw, where)
     if not is_index(manifest):
         return _pull_one(source, reference, layout, scratch, crane, where)
     children = [m for m in manifest.get("manifests") or [] if isinstance(m, dict)]
@@ -196,15 +211,16 @@ def _pull(source: str, reference: str, layout: Path, scratch: Path, crane: Crane
         offered = sorted({platform_name(m.get("platform") or {}) for m in children})
         raise InputError(f"{where}: has none of the site's platforms {list(platforms)}; it offers {offered}. "
                          "Set astrago-deploy:offline.platforms to what the site's nodes run")
-    if len(kept) == len(children):
-        return _pull_one(source, reference, layout, scratch, crane, where)
     for number, child in enumerate(kept):
         _pull_one(f"{repository}@{child['digest']}", reference, layout, scratch.with_name(f"{scratch.name}-{number}"), crane, where)
+    media_type = str(manifest.get("mediaType") or OCI_INDEX)
+    if len(kept) == len(children):
+        return Descriptor(media_type, add_blob(layout, raw), len(raw), reference)  # as published: same digest
     cut = {key: value for key, value in manifest.items() if key != "manifests"}
     cut["manifests"] = kept
-    cut.setdefault("mediaType", OCI_INDEX)
+    cut["mediaType"] = media_type
     data = json.dumps(cut, separators=(",", ":")).encode()
-    return Descriptor(str(cut["mediaType"]), add_blob(layout, data), len(data), reference)
+    return Descriptor(media_type, add_blob(layout, data), len(data), reference)
 
 
 def _pull_one(source: str, reference: str, layout: Path, scratch: Path, crane: Crane, where: str) -> Descriptor:
