@@ -97,9 +97,9 @@ def _run(command: list[str], deadline: Deadline, env: dict[str, str], where: str
 
 
 def _helm_reason(text: str) -> str:
-    """Helm's own error line, without the command echo."""
-    reason = text.split(": ", 1)[-1] if text.startswith("`") else text
-    reason = reason.split("): ", 1)[-1]
+    """Helm's own error text, without the command echo."""
+    match = re.search(r"failed \(exit \d+\): (.*)$", text, re.DOTALL)
+    reason = match.group(1) if match else text
     return reason.replace("Error: ", "").strip()[-500:] or text
 
 

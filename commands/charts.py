@@ -145,7 +145,7 @@ def sync(charts: Path, refresh: set[str] | None, deadline_s: float, warn: Any = 
         where = f"{charts / DECLARED_FILE}: chart {chart.name}"
         raw = raw_declared[chart.name]
         plans.append((chart, _access(raw, where), _keyring(raw, charts, where), raw.get("allowUnpublishedDigest") is True))
-    if not plans:
+    if not plans and lock.keys() == declared.keys():
         return []
     remove_stale_staging(charts)
     staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=charts))
