@@ -311,7 +311,7 @@ def unpack(bundle: Path, into: Path, trusted: list[Path], expected_sha256: str |
             expected = parse_sums(sums, where)
             say(f"bundle: signature by {signer} verified; {len(expected)} files listed")
             staging = Path(tempfile.mkdtemp(prefix=f".{into.name}.unpack-", dir=into.parent))
-            seen = _extract_checked(archive, expected, staging, where)
+            seen = _extract_checked(archive, expected, staging, where, (sums_member, signature_member))
         missing = sorted(set(expected) - seen)
         if missing:
             raise InputError(*(f"{where}: {SUMS} lists {path}, which the bundle lacks; the bundle is incomplete: {AGAIN}" for path in missing[:20]))
@@ -329,10 +329,13 @@ def unpack(bundle: Path, into: Path, trusted: list[Path], expected_sha256: str |
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _extract_checked(archive: tarfile.TarFile, expected: dict[str, str], staging: Path, where: str) -> set[str]:
+def _extract_checked(archive: tarfile.TarFile, expected: dict[str, str], staging: Path, where: str,
+                     read: tuple[tarfile.TarInfo, ...]) -> set[str]:
     """Stream every remaining entry into staging, each checked against SHA256SUMS; InputError at the first that is not right."""
     seen: set[str] = set()
-    for count, member in enumerate(archive, start=3):
+    for count, member in enumerate(archive, start=1):
+        if any(member is done for done in read):
+            continue  # iterating a TarFile yields the entries already read first
         if count > MAX_MEMBERS:
             raise InputError(f"{where}: more than {MAX_MEMBERS} entries; this is not a bundle made by `make bundle`")
         path = _safe_path(member.name)
