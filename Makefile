@@ -135,7 +135,7 @@ drift: setup stack ## What changed behind the program's back in STACK (refresh p
 recover: setup stack ## Repair STACK after an interrupted `up`: stale lock, pending operations, pending Helm releases
 	@$(PY) -m commands.recover --stack $(STACK) $(if $(RELEASE),--release $(RELEASE)) $(ARGS)
 
-images: setup ## Render STACK's releases; write images/<stack>.lock.yaml; warn about images not at the offline registry
+images: setup ## Render STACK's releases; write images/<stack>.lock.yaml (every image they name); warn about images the post-render cannot pin
 	@$(PY) -m commands.images --stack $(STACK) $(ARGS)
 
 bundle: setup ## Pack and sign STACK's charts, images (OCI layout), stack file(s) and tool pins into OUT (SIGNING_KEY=, MIRRORS=, REUSE=)

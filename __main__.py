@@ -25,6 +25,7 @@ from model.deployment import prepare, product_endpoints  # noqa: E402
 from model.errors import InputError  # noqa: E402
 from model.settings import check_adoption, parse_settings  # noqa: E402
 from model.stackfile import INHERITED_KEYS, with_inherited  # noqa: E402
+from postrender.preflight import check_postrenders  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 # Five SDK debug lines per resource, each a blocking call to the engine: 0.1 s of every preview (components/engine_log.py).
@@ -47,6 +48,9 @@ try:
     settings = parse_settings(stack, raw, catalog)
     check_adoption(settings, os.environ, pulumi.runtime.is_dry_run())
     deployment = prepare(ROOT, catalog, settings, present)
+    if pending_query is not None:
+        # Helm runs post-renderers only on install and upgrade: their patches and digest pins are checked here, at preview.
+        check_postrenders(ROOT, deployment)
     # Refused before anything acts, at preview too.
     if pending_query is not None:
         check_not_pending(stack, [(r.namespace, r.name) for r in catalog.releases], pulumi.log.warn, run=pending_query.run)

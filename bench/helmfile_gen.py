@@ -27,8 +27,8 @@ from typing import Any
 import yaml
 
 from model.deployment import Deployment, ResolvedRelease
-from model.postrender import write_wrapper
 from model.values import set_path
+from postrender.plan import write_wrapper
 
 SECRET_ENV_PREFIX = "ASTRAGO_BENCH_SECRET_"
 

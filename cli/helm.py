@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 from cli.process import run, tool
 from model.values import get_path
@@ -60,3 +64,20 @@ def release_secret_values(namespace: str, name: str, revision: int, secret_paths
     values = json.loads(out or "{}") or {}
     found = [get_path(values, path) for path in paths]
     return [str(v) for v in found if v is not None and not isinstance(v, dict | list)]
+
+
+def template(name: str, chart: str, namespace: str, values_yaml: str, timeout_s: float, *,
+             cwd: Path | None = None, post_renderer: str | None = None, skip_tests: bool = True) -> str:
+    """`helm template` of one release, values on stdin (never on disk): the objects an install applies, hooks included (chart tests with skip_tests=False)."""
+    command = [tool("helm"), "template", name, chart, "--namespace", namespace, "--values", "-"]
+    if skip_tests:
+        command.append("--skip-tests")
+    if post_renderer:
+        command += ["--post-renderer", post_renderer]
+    return run(command, timeout_s, stdin=values_yaml, cwd=cwd).stdout
+
+
+def show_chart(chart: str, timeout_s: float, *, cwd: Path | None = None) -> dict[str, Any]:
+    """A chart's Chart.yaml as Helm reads it (folder or archive)."""
+    loaded = yaml.safe_load(run([tool("helm"), "show", "chart", chart], timeout_s, cwd=cwd).stdout) or {}
+    return loaded if isinstance(loaded, dict) else {}

@@ -51,10 +51,11 @@ import yaml
 
 from cli import crane as crane_cli
 from cli.process import ToolError
-from commands.bundle_images import DEFAULT_PLATFORMS, LockedImage, fetch, load_mirrors, read_lock, reusable, write_lock
-from commands.images import HELM, WORKERS, collect
+from commands.bundle_images import DEFAULT_PLATFORMS, fetch, load_mirrors, reusable
+from commands.images import WORKERS, collect
 from model.charts import DECLARED_FILE, LOCK_FILE, verify_lock
 from model.errors import InputError
+from model.images_lock import ImagesLock, LockedImage, load_images_lock, write_images_lock
 from model.oci_layout import check_layout
 from model.signing import load_private, load_public, sign, verify
 from model.stackfile import PROJECT
@@ -117,9 +118,9 @@ def site_platforms(stack_file: Path, parent: Path | None) -> tuple[str, ...]:
     return DEFAULT_PLATFORMS
 
 
-def bundle_files(stack: str, root: Path, charts_dir: str | None, work: Path, *, helm: Path = HELM, workers: int = WORKERS,
+def bundle_files(stack: str, root: Path, charts_dir: str | None, work: Path, *, workers: int = WORKERS,
                  mirrors: Path | None = None, reuse: list[Path] | None = None, images: bool = True,
-                 say: Say = print) -> tuple[dict[str, bytes | Path], tuple[str, ...], list[LockedImage]]:
+                 say: Say = print) -> tuple[dict[str, bytes | Path], tuple[str, ...], ImagesLock]:
     """The bundle's files by path (bytes, or a file under work), the image warnings and the images; InputError first."""
     stack_file = root / f"Pulumi.{stack}.yaml"
     if not stack_file.is_file():
@@ -128,14 +129,14 @@ def bundle_files(stack: str, root: Path, charts_dir: str | None, work: Path, *, 
     if not charts.is_absolute():
         charts = root / charts
     try:
-        lock = verify_lock(charts)
+        chart_lock = verify_lock(charts)
     except InputError as error:
         raise InputError(*(f"refusing to bundle an unverified chart set: {p}" for p in error.problems)) from None
     files: dict[str, bytes | Path] = {
         f"{CHARTS}/{DECLARED_FILE}": (charts / DECLARED_FILE).read_bytes(),
         f"{CHARTS}/{LOCK_FILE}": (charts / LOCK_FILE).read_bytes(),
     }
-    for entry in lock.values():
+    for entry in chart_lock.values():
         files[f"{CHARTS}/{entry.archive}"] = (charts / entry.archive).read_bytes()
     files[stack_file.name] = stack_file.read_bytes()
     parent = _parent_stack(stack_file)
@@ -151,27 +152,18 @@ def bundle_files(stack: str, root: Path, charts_dir: str | None, work: Path, *, 
     platforms = site_platforms(stack_file, parent_file)
     mirror_map = load_mirrors(mirrors)
     old = reusable(reuse or [], platforms)
-    listed = collect(stack, root, str(charts), helm=helm, workers=workers)
-    wanted: dict[str, set[str]] = {}
-    for record in listed.images:
-        upstream = record.source if record.site and record.source else record.image
-        if record.site and not record.source:
-            raise InputError(f"image {record.image} ({', '.join(record.releases)}) names the site registry {listed.registry} and no upstream "
-                             "source; set the chart's image values to the upstream reference so the bundle can carry it")
-        wanted.setdefault(upstream, set()).update(record.releases)
-    locked: list[LockedImage] = []
-    if images and wanted:
+    lock = collect(stack, root, str(charts), workers=workers)
+    if images and lock.images:
         layout = work / LAYOUT
         with crane_cli.session() as crane:
-            locked = fetch([(ref, tuple(sorted(r))) for ref, r in wanted.items()], layout, crane, mirror_map, platforms, old, say)
+            lock = fetch(lock, layout, crane, mirror_map, platforms, old, say)
         for path in sorted(layout.rglob("*")):
             if path.is_file():
                 files[path.relative_to(work).as_posix()] = path
     lock_file = work / "images" / f"{stack}.lock.yaml"
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    write_lock(lock_file, stack, listed.registry, platforms, locked)
+    write_images_lock(lock, lock_file)
     files[f"images/{stack}.lock.yaml"] = lock_file.read_bytes()
-    return files, tuple(listed.warnings()), locked
+    return files, tuple(lock.warnings()), lock
 
 
 def sums_text(files: dict[str, bytes | Path]) -> str:
@@ -222,7 +214,7 @@ def write_tar(files: dict[str, bytes | Path], out: Path) -> str:
     return sha256_of(out)
 
 
-def create(stack: str, out: Path, root: Path = ROOT, charts_dir: str | None = None, helm: Path = HELM, workers: int = WORKERS, *,
+def create(stack: str, out: Path, root: Path = ROOT, charts_dir: str | None = None, workers: int = WORKERS, *,
            signing_key: Path | None, mirrors: Path | None = None, reuse: list[Path] | None = None, images: bool = True,
            say: Say = print) -> Created:
     """Check the chart set, fetch the stack's images, sign and write the bundle."""
@@ -232,7 +224,7 @@ def create(stack: str, out: Path, root: Path = ROOT, charts_dir: str | None = No
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.work-", dir=out.parent))
     try:
-        files, warnings, locked = bundle_files(stack, root, charts_dir, work, helm=helm, workers=workers, mirrors=mirrors,
+        files, warnings, locked = bundle_files(stack, root, charts_dir, work, workers=workers, mirrors=mirrors,
                                                reuse=reuse, images=images, say=say)
         sums = sums_text(files).encode()
         files[SUMS] = sums
@@ -240,7 +232,7 @@ def create(stack: str, out: Path, root: Path = ROOT, charts_dir: str | None = No
         digest = write_tar(files, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return Created(path=out, sha256=digest, files=tuple(sorted(files)), image_warnings=warnings, images=tuple(locked))
+    return Created(path=out, sha256=digest, files=tuple(sorted(files)), image_warnings=warnings, images=locked.images)
 
 
 # --- unpack ---------------------------------------------------------------------
@@ -369,9 +361,12 @@ def _check_contents(staging: Path, bundle: Path) -> None:
     """The image layout holds exactly the locked images with all their blobs; the charts verify."""
     where = f"bundle {bundle}"
     locks = sorted((staging / "images").glob("*.lock.yaml")) if (staging / "images").is_dir() else []
-    images = [image for lock in locks for image in read_lock(lock)]
+    images = [image for lock in locks for image in load_images_lock(lock).images]
+    unfetched = [i.reference for i in images if not i.digest]
+    if unfetched:
+        raise InputError(*(f"{where}: its images lock has no digest for {ref}: the bundle does not carry it; make the bundle again" for ref in unfetched))
     if images or (staging / LAYOUT).exists():
-        problems = check_layout(staging / LAYOUT, {i.digest: i.reference for i in images})
+        problems = check_layout(staging / LAYOUT, {str(i.digest): i.reference for i in images})
         if problems:
             raise InputError(*(f"{where}: {p.replace(str(staging) + '/', '')}" for p in problems))
     if (staging / CHARTS / DECLARED_FILE).is_file():
@@ -381,19 +376,19 @@ def _check_contents(staging: Path, bundle: Path) -> None:
             raise InputError(*(f"{where}: its charts do not verify: {p}" for p in error.problems)) from None
 
 
-def bundle_images(unpacked: Path) -> list[LockedImage]:
-    """Every image of an unpacked bundle (all its images locks)."""
+def bundle_lock(unpacked: Path) -> ImagesLock:
+    """The images lock of an unpacked bundle."""
     locks = sorted((unpacked / "images").glob("*.lock.yaml"))
-    if not locks:
-        raise InputError(f"{unpacked}: no images/<stack>.lock.yaml; give the folder `make unbundle` unpacked")
-    return [image for lock in locks for image in read_lock(lock)]
+    if len(locks) != 1:
+        raise InputError(f"{unpacked}: needs exactly one images/<stack>.lock.yaml; give the folder `make unbundle` unpacked")
+    return load_images_lock(locks[0])
 
 
 def push_images(source: Path, registry: str, trusted: list[Path], ca_file: str | None, username_env: str, password_env: str,
                 say: Say = print) -> tuple[int, int]:
     """Push the images of an unpacked bundle (or of a bundle file, verified and unpacked to a temporary folder); (pushed, skipped)."""
     from commands.bundle_images import push
-    from model.postrender import check_registry
+    from postrender.plan import check_registry
 
     registry = check_registry(registry, "REGISTRY")
     scratch: Path | None = None
@@ -402,11 +397,11 @@ def push_images(source: Path, registry: str, trusted: list[Path], ca_file: str |
             scratch = Path(tempfile.mkdtemp(prefix=".images-push-", dir=source.parent))
             unpack(source, scratch / "bundle", trusted, say=say)
             source = scratch / "bundle"
-        images = bundle_images(source)
+        lock = bundle_lock(source)
         access = crane_cli.RegistryAccess(registry.split("/", 1)[0], username_env if os.environ.get(username_env) else None,
                                           password_env if os.environ.get(username_env) else None, ca_file)
         with crane_cli.session() as crane:
-            report = push(source / LAYOUT, images, registry, crane, access, say)
+            report = push(source / LAYOUT, lock, registry, crane, access, say)
         return len(report.pushed), len(report.skipped)
     finally:
         if scratch is not None:
@@ -453,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
                              mirrors=Path(args.mirrors) if args.mirrors else None, reuse=[Path(p) for p in args.reuse])
             for line in created.image_warnings:
                 print(line)
-            size = sum(i.size for i in created.images)
+            size = sum(i.size or 0 for i in created.images)
             print(f"bundle: {created.path} ({len(created.files)} files, {len(created.images)} images of {size} bytes, "
                   f"{created.path.stat().st_size} bytes) signed, in {time.monotonic() - started:.1f}s")
             print(f"bundle: sha256 {created.sha256}  (give it to the site: make unbundle SHA256=...)")

@@ -26,12 +26,13 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from cli.crane import Crane, RegistryAccess
 from model.errors import InputError
+from model.images import parse_reference
+from model.images_lock import ImagesLock, LockedImage, load_images_lock
 from model.oci_layout import (
     OCI_INDEX,
     Descriptor,
@@ -46,51 +47,10 @@ from model.oci_layout import (
     single_image_view,
     write_index,
 )
-from model.postrender import rewrite_image, split_image
 
 DEFAULT_PLATFORMS = ("linux/amd64",)
 MIRROR_KEYS = {"endpoint", "usernameEnv", "passwordEnv", "caFile"}
 ANY_REGISTRY = "*"
-
-
-@dataclass(frozen=True)
-class LockedImage:
-    """One image as the bundle carries it (the images lock entry: reference, releases, digest, size, platforms)."""
-
-    reference: str
-    """The upstream reference as the charts name it (registry/path:tag or @digest)."""
-    releases: tuple[str, ...]
-    digest: str
-    """What the bundle holds and the site deploys: sha256 of the manifest or index."""
-    size: int
-    """Bytes of every blob the image needs (manifests, configs, layers)."""
-    platforms: tuple[str, ...]
-    source_digest: str = ""
-    """The digest the source published when it differs from `digest` (an index cut down to the site's platforms)."""
-
-    def as_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"reference": self.reference, "releases": list(self.releases), "digest": self.digest,
-                                "size": self.size, "platforms": list(self.platforms)}
-        if self.source_digest and self.source_digest != self.digest:
-            data["sourceDigest"] = self.source_digest
-        return data
-
-
-def write_lock(path: Path, stack: str, registry: str | None, platforms: tuple[str, ...], images: list[LockedImage]) -> None:
-    header = f"# Written by `make bundle STACK={stack}`: every image of the stack as the bundle carries it; do not edit.\n"
-    body = {"stack": stack, "registry": registry, "platforms": list(platforms),
-            "images": [i.as_dict() for i in sorted(images, key=lambda i: i.reference)]}
-    path.write_text(header + yaml.safe_dump(body, sort_keys=False, width=1 << 16))
-
-
-def read_lock(path: Path) -> list[LockedImage]:
-    """The images of a bundle's images lock; InputError naming the entry at fault."""
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-        return [LockedImage(str(i["reference"]), tuple(i.get("releases") or ()), str(i["digest"]), int(i["size"]),
-                            tuple(i.get("platforms") or ()), str(i.get("sourceDigest") or "")) for i in data.get("images") or []]
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError):
-        raise InputError(f"{path}: not an images lock written by `make bundle` (images[] with reference, digest, size)") from None
 
 
 # --- mirrors ----------------------------------------------------------------------
@@ -104,12 +64,14 @@ class Mirrors:
 
     def source(self, reference: str) -> tuple[str, RegistryAccess | None]:
         """The reference to pull (mirror applied, Docker Hub names made full) and the access for it."""
-        domain, path, digest = split_image(reference)
-        access = self.by_registry.get(domain) or self.by_registry.get(ANY_REGISTRY)
-        key = domain if domain in self.by_registry else ANY_REGISTRY
+        parsed = parse_reference(reference)
+        if parsed is None:
+            raise InputError(f"image {reference!r} is not an image reference")
+        key = parsed.domain if parsed.domain in self.by_registry else ANY_REGISTRY
+        access = self.by_registry.get(key)
         if access is None:
-            return f"{domain}/{path}{digest}", None
-        return f"{self.prefixes[key]}/{path}{digest}", access
+            return str(parsed), None
+        return str(parsed.at(self.prefixes[key])), access
 
 
 def load_mirrors(path: Path | None) -> Mirrors:
@@ -153,27 +115,26 @@ def reusable(paths: list[Path], platforms: tuple[str, ...]) -> dict[str, tuple[P
         for digest, descriptor in held.items():
             found[digest] = (layout, descriptor)
         for lock in sorted((path / "images").glob("*.lock.yaml")) if (path / "images").is_dir() else []:
-            if tuple((yaml.safe_load(lock.read_text()) or {}).get("platforms") or ()) != platforms:
-                continue
-            for image in read_lock(lock):
-                if image.source_digest and image.digest in held:
+            for image in load_images_lock(lock).images:
+                # A cut index is the same one again only for the same platforms.
+                if image.source_digest and image.digest in held and image.platforms == platforms:
                     found.setdefault(image.source_digest, (layout, held[image.digest]))
     return found
 
 
-def fetch(images: list[tuple[str, tuple[str, ...]]], layout: Path, crane: Crane, mirrors: Mirrors, platforms: tuple[str, ...],
-          reuse: dict[str, tuple[Path, Descriptor]], say: Callable[[str], None]) -> list[LockedImage]:
-    """Put every (reference, releases) into the layout by digest; return what the images lock records."""
+def fetch(lock: ImagesLock, layout: Path, crane: Crane, mirrors: Mirrors, platforms: tuple[str, ...],
+          reuse: dict[str, tuple[Path, Descriptor]], say: Callable[[str], None]) -> ImagesLock:
+    """Put every image of the lock into the layout by digest; return the lock with each image's digest, size and platforms."""
     init_layout(layout)
     for access in {a.host: a for a in mirrors.by_registry.values()}.values():
         crane.login(access, "mirrors")
-    locked: list[LockedImage] = []
     descriptors: dict[str, Descriptor] = {}
     scratch = Path(tempfile.mkdtemp(prefix=".pull-", dir=layout.parent))
     try:
-        for number, (reference, releases) in enumerate(sorted(images)):
+        for number, image in enumerate(lock.images):
+            reference = image.reference
             source, _ = mirrors.source(reference)
-            where = f"image {reference} ({', '.join(releases)}) from {source}"
+            where = f"image {reference} ({', '.join(image.releases)}) from {source}"
             name, _, pinned = source.partition("@")
             digest = pinned or crane.digest(source, where)
             repository = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
@@ -188,12 +149,12 @@ def fetch(images: list[tuple[str, tuple[str, ...]]], layout: Path, crane: Crane,
                 say(f"images: {reference}: fetched {kept.digest}")
             needed = required_blobs(layout, kept.digest, kept.size)
             descriptors[kept.digest] = kept
-            locked.append(LockedImage(reference, releases, kept.digest, sum(needed.values()), tuple(platforms_of(layout, kept.digest)),
-                                      source_digest=digest))
+            lock = lock.with_fetched(reference, digest=kept.digest, size=sum(needed.values()), platforms=tuple(platforms_of(layout, kept.digest)),
+                                     source_digest=digest if digest != kept.digest else None)
         write_index(layout, list(descriptors.values()))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return locked
+    return lock
 
 
 def _pull(source: str, reference: str, layout: Path, scratch: Path, crane: Crane, platforms: tuple[str, ...], where: str) -> Descriptor:
@@ -245,7 +206,7 @@ class PushReport:
     skipped: tuple[str, ...]
 
 
-def push(layout: Path, images: list[LockedImage], registry: str, crane: Crane, access: RegistryAccess,
+def push(layout: Path, lock: ImagesLock, registry: str, crane: Crane, access: RegistryAccess,
          say: Callable[[str], None]) -> PushReport:
     """Push every image to registry (skipping digests it holds), then check every digest is there."""
     crane.login(access, f"registry {registry}")
@@ -254,15 +215,14 @@ def push(layout: Path, images: list[LockedImage], registry: str, crane: Crane, a
     skipped: list[str] = []
     views = Path(tempfile.mkdtemp(prefix="astrago-push-"))
     try:
-        for number, image in enumerate(images):
+        for number, image in enumerate(lock.images):
             target = site_reference(image, registry)
             where = f"image {image.reference} -> {target}"
-            by_digest = f"{_repository(target)}@{image.digest}"
-            if crane.present(by_digest, where):
+            if not image.digest or image.digest not in descriptors:
+                raise InputError(f"{where}: the bundle's image layout lacks it ({image.digest or 'no digest in the lock'})")
+            if crane.present(f"{_repository(target)}@{image.digest}", where):
                 skipped.append(image.reference)
                 continue
-            if image.digest not in descriptors:
-                raise InputError(f"{where}: the bundle's image layout lacks {image.digest}")
             view = single_image_view(layout, descriptors[image.digest], views / str(number))
             got = crane.push_layout(view, target, where)
             if got != image.digest:
@@ -271,7 +231,7 @@ def push(layout: Path, images: list[LockedImage], registry: str, crane: Crane, a
             say(f"images-push: {target}@{image.digest}")
     finally:
         shutil.rmtree(views, ignore_errors=True)
-    missing = [f"{_repository(site_reference(i, registry))}@{i.digest}" for i in images
+    missing = [f"{_repository(site_reference(i, registry))}@{i.digest}" for i in lock.images
                if not crane.present(f"{_repository(site_reference(i, registry))}@{i.digest}", f"registry {registry}")]
     if missing:
         raise InputError(*(f"registry {registry}: {ref} is not there after the push; run `make images-push` again" for ref in missing))
@@ -279,10 +239,13 @@ def push(layout: Path, images: list[LockedImage], registry: str, crane: Crane, a
 
 
 def site_reference(image: LockedImage, registry: str) -> str:
-    """Where the site registry holds the image: the post-render's rewrite, with a tag (the digest goes beside it)."""
-    target = rewrite_image(image.reference.partition("@")[0], registry)
-    last = target.rsplit("/", 1)[-1]
-    return target if ":" in last else f"{target}:{image.digest.removeprefix('sha256:')[:16]}"
+    """Where the site registry holds the image: the post-render's move (same path and tag), by tag; the digest goes beside it."""
+    parsed = parse_reference(image.reference)
+    if parsed is None:
+        raise InputError(f"image {image.reference!r} is not an image reference")
+    moved = parsed if image.reference.startswith(registry + "/") else parsed.at(registry)
+    tag = moved.tag or (image.digest or "sha256:unknown").removeprefix("sha256:")[:16]
+    return f"{moved.name}:{tag}"
 
 
 def _repository(reference: str) -> str:

@@ -94,7 +94,7 @@ def render(release: ResolvedRelease, values: dict[str, Any], root: Path, caps: C
         postrender = getattr(release, "postrender", None)
         if postrender is not None:
             command += ["--post-renderer", sys.executable]
-            command += [f"--post-renderer-args={arg}" for arg in ["-m", "model.postrender", *postrender.arguments()]]
+            command += [f"--post-renderer-args={arg}" for arg in ["-m", "postrender", *postrender.arguments()]]
         return run(command, timeout_s, cwd=root).stdout
 
 

@@ -1,380 +1,89 @@
-"""List every container image a stack deploys: `make images STACK=<stack>` writes images/<stack>.lock.yaml.
+"""List every container image a stack runs: `make images STACK=<stack>` writes images/<stack>.lock.yaml.
 
-Each enabled release is rendered with its fully resolved values (secrets
-masked: an image never depends on a password) by the real `helm template`,
-from the chart the program would install (charts/own/<chart> or the locked
-archive). Images come from two places:
+Each enabled release is rendered by the real `helm template` with its
+resolved values (secrets masked: an image never depends on a password) from
+the chart the program installs, and its kustomize patches applied; the
+images are read from those objects only (model/images.py says where and how
+a string counts as an image), plus the images the chart's software starts at
+run time, declared once per chart in catalog/runtime-images.yaml, and those
+its Chart.yaml lists (`artifacthub.io/images`) under a name nothing rendered.
+Helm hooks count, and so do chart tests (`helm test` starts them at a site).
 
-- the rendered objects: every ``containers``, ``initContainers`` and
-  ``ephemeralContainers`` list anywhere in an object (Pods, the pod templates
-  of Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs'
-  job templates, custom resources embedding pod specs); Helm hooks count,
-  chart tests (never run by an install) do not;
-- the values (the chart's defaults, its enabled subcharts' defaults and the
-  release's resolved values): maps under a key named ``image`` (or ending in
-  ``Image``) of the form {registry?, repository, tag|digest}, gpu-operator's
-  {repository, image, version}, and plain references under such keys. These
-  catch images an operator starts at run time, which no rendered pod shows.
-  A part of the values switched off with ``enabled: false`` is skipped, and
-  a values image the rendered objects already show (also as its copy at the
-  site registry) is not listed twice.
-
-With the stack's `astrago-deploy:offline.registry` set, each image is
-marked as pointing at that registry or not; those that do not are printed
-as warnings with the reference they need at the site (`mirrorAs`).
-
-The lock has no timestamps: the same charts and values give the same bytes.
+With `astrago-deploy:offline.registry` set, the charts are rendered without
+it, so the lock holds the source references the bundle fetches; the
+post-render moves each image to the registry and pins the digest `make bundle`
+recorded here. Digests, sizes and platforms already in the lock are kept for
+unchanged references. Same charts and values, same bytes.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
-import subprocess
+import dataclasses
 import sys
-import tarfile
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from commands.values import resolve_stack
+from cli.helm import show_chart, template
+from cli.process import ToolError
 from model.catalog import load_catalog
-from model.deployment import Deployment, ResolvedRelease
+from model.deployment import Deployment, ResolvedRelease, prepare
 from model.errors import InputError
-from model.postrender import check_registry, rewrite_image, split_image
+from model.images import RUNTIME_IMAGES, ImageUse, annotation_images, load_runtime_declarations, parse_reference, release_images, runtime_images
+from model.images_lock import ImagesLock, LockedImage, load_images_lock, lock_path, write_images_lock
+from model.manifest import parse_manifest
 from model.stackfile import stack_settings
-from model.values import deep_merge, get_path
+from postrender.kustomize import apply_patches
+from postrender.plan import check_registry
 
 ROOT = Path(__file__).resolve().parent.parent
-HELM = ROOT / ".tools" / "bin" / "helm"
-LOCK_DIR = "images"
 # Rendering is CPU-bound in helm; two at a time keep a laptop responsive.
 WORKERS = 2
 HELM_TIMEOUT_S = 120.0
-CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
-HOOK_ANNOTATION = "helm.sh/hook"
-# Subcharts nest in archives; deeper than this is not a chart we deploy.
-MAX_CHART_DEPTH = 4
-
-MANIFESTS, HOOKS, VALUES = "manifests", "hooks", "values"
 
 
-def lock_path(root: Path, stack: str) -> Path:
-    """Where `make images` writes a stack's images lock."""
-    return root / LOCK_DIR / f"{stack}.lock.yaml"
-
-
-@dataclass(frozen=True)
-class ImageRecord:
-    """One image of the stack and what the site needs to know about it."""
-
-    image: str
-    """The reference as the chart renders it (or as the values name it)."""
-    releases: tuple[str, ...]
-    found_in: tuple[str, ...]
-    """Sorted subset of manifests (objects Helm installs), hooks (Helm hook objects), values."""
-    site: bool
-    """Whether it already points at the stack's offline registry (False when none is set)."""
-    mirror_as: str | None = None
-    """Where the site registry must hold it (registry set and not already there)."""
-    source: str | None = None
-    """For an image at the site registry: the upstream reference the values name, to mirror from."""
-    rewritten: bool = False
-    """The post-render moves it to `mirror_as` at install (only objects Helm installs, not hooks or operator images)."""
-
-    def as_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"image": self.image, "releases": list(self.releases), "siteRegistry": self.site, "foundIn": list(self.found_in)}
-        if self.source:
-            data["source"] = self.source
-        if self.mirror_as:
-            data["mirrorAs"] = self.mirror_as
-        return data
-
-
-@dataclass(frozen=True)
-class ImagesLock:
-    """Every image of a stack, sorted by reference."""
-
-    stack: str
-    registry: str | None
-    images: tuple[ImageRecord, ...]
-
-    def to_yaml(self) -> str:
-        header = f"# Generated by `make images STACK={self.stack}` from the stack's charts and resolved values; do not edit.\n"
-        body = {"stack": self.stack, "registry": self.registry, "images": [i.as_dict() for i in self.images]}
-        return header + yaml.safe_dump(body, sort_keys=False, default_flow_style=None, width=1 << 16)
-
-    def off_site(self) -> list[ImageRecord]:
-        """Images that do not point at the offline registry (empty when the stack sets none)."""
-        return [i for i in self.images if self.registry and not i.site]
-
-    def warnings(self) -> list[str]:
-        """One line per image the site registry must receive, with what to do."""
-        lines = []
-        for record in self.off_site():
-            where = f"{record.image} ({', '.join(record.releases)})"
-            if record.rewritten:
-                lines.append(f"warning: {where} does not point at {self.registry}: mirror it as {record.mirror_as}; "
-                             "the post-render points the release's containers at it on install and upgrade")
-                continue
-            reasons = [text for place, text in ((HOOKS, "runs in a Helm hook"), (VALUES, "is named only in values (e.g. started by an operator at run time)"))
-                       if place in record.found_in] or ["is not in a release with a post-render"]
-            keys = " / ".join(f"astrago-deploy:releases.{name}.values" for name in record.releases)
-            lines.append(f"warning: {where} does not point at {self.registry} and {' and '.join(reasons)}, which the post-render does not reach: "
-                         f"mirror it as {record.mirror_as} and set the chart's image values to it in {keys}")
-        return lines
-
-
-# --- images in rendered objects ---------------------------------------------
-
-def manifest_images(text: str, where: str) -> Iterator[tuple[str, bool]]:
-    """(image, is_hook) for every container of every rendered object."""
+def release_image_uses(release: ResolvedRelease, values: dict[str, Any], root: Path, declarations: dict[str, Any], timeout_s: float) -> list[ImageUse]:
+    """Every image one release runs (see the module docstring); InputError naming the release and the cause."""
+    where = f"release {release.name!r}"
     try:
-        docs = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+        # Chart tests count: `helm test` starts them at the site too.
+        rendered = template(release.name, release.chart_path, release.namespace, yaml.safe_dump(values), timeout_s, cwd=root, skip_tests=False)
+        meta = show_chart(release.chart_path, timeout_s, cwd=root)
+        if release.postrender and release.postrender.patches:
+            rendered = apply_patches(rendered, release.postrender.patches, root, timeout_s)
+    except ToolError as error:
+        raise InputError(f"{where}: {error} (secrets are rendered masked)") from None
+    try:
+        objects = list(parse_manifest(rendered).values())
     except yaml.YAMLError as error:
         raise InputError(f"{where}: helm rendered YAML that does not parse ({error})") from None
-    for doc in docs:
-        if doc.get("kind") == "CustomResourceDefinition":
-            continue  # its schema mentions containers; it runs none
-        annotations = (doc.get("metadata") or {}).get("annotations") or {}
-        hook = isinstance(annotations, dict) and HOOK_ANNOTATION in annotations
-        for image in _container_images(doc):
-            yield image, hook
-
-
-def _container_images(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in CONTAINER_LISTS and isinstance(value, list):
-                for item in value:
-                    if isinstance(item, dict) and isinstance(item.get("image"), str) and item["image"].strip():
-                        yield item["image"].strip()
-            yield from _container_images(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _container_images(item)
-
-
-# --- images named in values ---------------------------------------------------
-
-def values_images(values: Any) -> set[str]:
-    """Complete image references named in values (see the module docstring); parts with `enabled: false` skipped."""
-    found: set[str] = set()
-    _walk_values(values, found)
-    return found
-
-
-def _image_key(key: Any) -> bool:
-    return isinstance(key, str) and (key == "image" or key.endswith("Image"))
-
-
-def _walk_values(node: Any, found: set[str]) -> None:
-    if isinstance(node, dict):
-        if node.get("enabled") is False:
-            return
-        operator_style = _operator_image(node)
-        if operator_style:
-            found.add(operator_style)
-        for key, value in node.items():
-            if _image_key(key):
-                reference = _map_image(value) if isinstance(value, dict) else _plain_image(value)
-                if reference:
-                    found.add(reference)
-                    continue
-                if operator_style and key == "image":
-                    continue  # the image's name inside {repository, image, version}
-            _walk_values(value, found)
-    elif isinstance(node, list):
-        for item in node:
-            _walk_values(item, found)
-
-
-def _text(value: Any) -> str:
-    return str(value).strip() if isinstance(value, (str, int, float)) and not isinstance(value, bool) else ""
-
-
-def _map_image(value: dict[str, Any]) -> str | None:
-    """{registry?, repository, tag|digest} as a reference; None when it names no complete image."""
-    repository, tag, digest = _text(value.get("repository")), _text(value.get("tag")), _text(value.get("digest"))
-    if not repository or not (tag or digest) or "{{" in repository:
-        return None
-    registry = _text(value.get("registry")).rstrip("/")
-    reference = f"{registry}/{repository}" if registry else repository
-    if tag and not _has_tag(reference):
-        reference += f":{tag}"
-    if digest and "@" not in reference:
-        reference += f"@{digest}"
-    return reference
-
-
-def _operator_image(value: dict[str, Any]) -> str | None:
-    """gpu-operator's {repository, image, version}: repository/image:version."""
-    repository, image, version = _text(value.get("repository")), _text(value.get("image")), _text(value.get("version"))
-    if not (repository and image and version) or "/" in image or ":" in image:
-        return None
-    return f"{repository.rstrip('/')}/{image}:{version}"
-
-
-def _plain_image(value: Any) -> str | None:
-    """A string that is a complete reference (with a tag or digest)."""
-    text = _text(value) if isinstance(value, str) else ""
-    if not text or "{{" in text or " " in text or not (_has_tag(text) or "@" in text):
-        return None
-    return text
-
-
-def _has_tag(reference: str) -> bool:
-    return ":" in reference.rsplit("/", 1)[-1]
-
-
-def canonical(reference: str) -> str:
-    """A reference in full form (docker.io/library/..., :latest) so equal images compare equal."""
-    domain, path, digest = split_image(reference)
-    if not _has_tag(path) and not digest:
-        path += ":latest"
-    return f"{domain}/{path}{digest}"
-
-
-# --- chart defaults -----------------------------------------------------------
-
-def chart_values(chart_path: Path, values: dict[str, Any]) -> dict[str, Any]:
-    """A release's values over its chart's defaults, each enabled subchart's defaults under its name (as Helm coalesces them).
-
-    A subchart counts when its `condition` holds in these values (Helm's rule).
-    """
-    return _coalesce(_chart_files(chart_path), "", values, 0)
-
-
-def _chart_files(chart_path: Path) -> dict[str, bytes]:
-    """Chart.yaml and values.yaml files (and nested subchart archives) by path inside the chart."""
-    wanted = ("Chart.yaml", "values.yaml")
-    if chart_path.is_dir():
-        return {p.relative_to(chart_path).as_posix(): p.read_bytes() for p in sorted(chart_path.rglob("*"))
-                if p.is_file() and (p.name in wanted or p.name.endswith(".tgz"))}
-    return _archive_files(chart_path.read_bytes(), str(chart_path))
-
-
-def _archive_files(data: bytes, where: str) -> dict[str, bytes]:
-    files: dict[str, bytes] = {}
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
-            for member in archive.getmembers():
-                name = PurePosixPath(member.name)
-                if not member.isfile() or len(name.parts) < 2 or not (name.name in ("Chart.yaml", "values.yaml") or name.name.endswith(".tgz")):
-                    continue
-                stream = archive.extractfile(member)
-                if stream is not None:
-                    # Drop the archive's top folder: paths are relative to the chart.
-                    files[PurePosixPath(*name.parts[1:]).as_posix()] = stream.read()
-    except (tarfile.TarError, OSError, EOFError) as error:
-        raise InputError(f"{where}: the chart archive cannot be read ({error}); run `make charts-verify`") from None
-    return files
+        declared = runtime_images(declarations, release.chart_name, meta, str(RUNTIME_IMAGES))
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    uses, problems = release_images(objects, release.chart_name, declared, str(RUNTIME_IMAGES))
+    if problems:
+        raise InputError(*(f"{where}: {p}" for p in problems))
+    shown = {parsed.name for use in uses if (parsed := parse_reference(use.reference))}
+    for reference, annotation in annotation_images(meta):
+        parsed = parse_reference(reference)
+        if parsed and parsed.name not in shown:
+            uses.append(ImageUse(reference, f"Chart.yaml annotation {annotation}", declared=True))
+    return uses
 
 
-def _coalesce(files: dict[str, bytes], prefix: str, parent_values: dict[str, Any], depth: int) -> dict[str, Any]:
-    values = _yaml_map(files.get(f"{prefix}values.yaml"), f"{prefix}values.yaml")
-    values = deep_merge(values, parent_values)
-    meta = _yaml_map(files.get(f"{prefix}Chart.yaml"), f"{prefix}Chart.yaml")
-    if depth >= MAX_CHART_DEPTH:
-        return values
-    aliases: dict[str, list[tuple[str, str]]] = {}
-    for dependency in meta.get("dependencies") or []:
-        if isinstance(dependency, dict) and dependency.get("name"):
-            aliases.setdefault(str(dependency["name"]), []).append((str(dependency.get("alias") or dependency["name"]), str(dependency.get("condition") or "")))
-    subcharts: dict[str, dict[str, bytes]] = {}
-    for path, data in files.items():
-        if not path.startswith(f"{prefix}charts/"):
-            continue
-        rest = path[len(f"{prefix}charts/"):]
-        if "/" not in rest and rest.endswith(".tgz"):
-            nested = _archive_files(data, path)
-            name = str(_yaml_map(nested.get("Chart.yaml"), f"{path}/Chart.yaml").get("name") or rest.removesuffix(".tgz"))
-            subcharts[name] = nested
-        elif rest.count("/") == 1 and rest.endswith(("/Chart.yaml", "/values.yaml")):
-            folder = rest.split("/", 1)[0]
-            sub = {k[len(f"{prefix}charts/{folder}/"):]: v for k, v in files.items() if k.startswith(f"{prefix}charts/{folder}/")}
-            subcharts.setdefault(str(_yaml_map(sub.get("Chart.yaml"), f"{path}").get("name") or folder), sub)
-    for name, sub_files in sorted(subcharts.items()):
-        for key, condition in aliases.get(name, [(name, "")]):
-            if not _condition_holds(values, condition):
-                continue
-            own = values.get(key)
-            values[key] = _coalesce(sub_files, "", own if isinstance(own, dict) else {}, depth + 1)
-    return values
-
-
-def _condition_holds(values: dict[str, Any], condition: str) -> bool:
-    """Helm's `condition`: the first of its comma-separated paths that holds a bool decides; none: enabled."""
-    for path in filter(None, (p.strip() for p in condition.split(","))):
-        value = get_path(values, path)
-        if isinstance(value, bool):
-            return value
-    return True
-
-
-def _yaml_map(data: bytes | None, where: str) -> dict[str, Any]:
-    if data is None:
-        return {}
-    try:
-        loaded = yaml.safe_load(data)
-    except yaml.YAMLError as error:
-        raise InputError(f"{where}: not valid YAML ({error})") from None
-    return loaded if isinstance(loaded, dict) else {}
-
-
-# --- rendering ----------------------------------------------------------------
-
-@dataclass
-class _Found:
-    """Images of one release by where they were found."""
-
-    manifests: set[str] = field(default_factory=set)
-    hooks: set[str] = field(default_factory=set)
-    values: set[str] = field(default_factory=set)
-
-
-def require_helm(helm: Path = HELM) -> Path:
-    if not helm.is_file():
-        raise InputError(f"{helm} is missing: run `make setup` (the images list renders charts with the pinned helm)")
-    return helm
-
-
-def render(release: ResolvedRelease, values: dict[str, Any], root: Path, helm: Path, timeout_s: float) -> str:
-    """`helm template` of one release with its values (given on stdin, never written to disk)."""
-    chart = root / release.chart_path
-    command = [str(helm), "template", release.name, str(chart), "--namespace", release.namespace, "--skip-tests", "--values", "-"]
-    try:
-        result = subprocess.run(command, input=yaml.safe_dump(values), capture_output=True, text=True, timeout=timeout_s, cwd=root)
-    except subprocess.TimeoutExpired:
-        raise InputError(f"release {release.name!r}: `helm template` of {release.chart_path} took longer than {timeout_s:.0f}s; "
-                         "check the chart (a lookup of an unreachable URL?) or raise --timeout") from None
-    if result.returncode != 0:
-        raise InputError(f"release {release.name!r}: `helm template` of {release.chart_path} failed (secrets are rendered masked):\n{result.stderr.strip()}")
-    return result.stdout
-
-
-def _release_images(release: ResolvedRelease, values: dict[str, Any], root: Path, helm: Path, timeout_s: float) -> _Found:
-    found = _Found()
-    for image, hook in manifest_images(render(release, values, root, helm, timeout_s), f"release {release.name!r}"):
-        (found.hooks if hook else found.manifests).add(image)
-    found.values = values_images(chart_values(root / release.chart_path, values))
-    return found
-
-
-def images_of(deployment: Deployment, root: Path, registry: str | None, helm: Path = HELM,
-              workers: int = WORKERS, timeout_s: float = HELM_TIMEOUT_S) -> tuple[ImageRecord, ...]:
-    """Render every release of a resolved stack and gather its images (see the module docstring)."""
-    helm = require_helm(helm)
-    names = list(deployment.releases)
+def images_of(deployment: Deployment, root: Path, registry: str | None, workers: int = WORKERS, timeout_s: float = HELM_TIMEOUT_S) -> tuple[LockedImage, ...]:
+    """Render every release of a resolved stack and gather its images, sorted by reference."""
+    declarations = load_runtime_declarations(root)
     problems: list[str] = []
-    per_release: dict[str, _Found] = {}
+    per_release: dict[str, list[ImageUse]] = {}
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="helm-template") as pool:
-        futures = {name: pool.submit(_release_images, deployment.releases[name], deployment.masked_values(name), root, helm, timeout_s) for name in names}
+        futures = {name: pool.submit(release_image_uses, release, deployment.masked_values(name), root, declarations, timeout_s)
+                   for name, release in deployment.releases.items()}
         for name, future in futures.items():
             try:
                 per_release[name] = future.result()
@@ -382,85 +91,56 @@ def images_of(deployment: Deployment, root: Path, registry: str | None, helm: Pa
                 problems.extend(error.problems)
     if problems:
         raise InputError(*problems)
-    records: dict[str, dict[str, Any]] = {}
-
-    def add(image: str, release: str, where: str, source: str | None = None) -> None:
-        record = records.setdefault(image, {"releases": set(), "found": set(), "source": set()})
-        record["releases"].add(release)
-        record["found"].add(where)
-        if source:
-            record["source"].add(source)
-
-    for name, found in per_release.items():
-        shown = {canonical(i): i for i in found.manifests | found.hooks}
-        for image in found.manifests:
-            add(image, name, MANIFESTS)
-        for image in found.hooks:
-            add(image, name, HOOKS)
-        for image in found.values:
-            if canonical(image) in shown:
-                continue
-            moved = rewrite_image(image, registry) if registry else None
-            if moved and canonical(moved) in shown:
-                # The chart rendered this upstream image at the site registry: record where it comes from.
-                add(shown[canonical(moved)], name, MANIFESTS, source=image)
-                continue
-            add(image, name, VALUES)
-    rewrites = {name: bool(release.postrender and release.postrender.registry) for name, release in deployment.releases.items()}
-    result = []
-    for image in sorted(records):
-        record = records[image]
-        site = bool(registry) and image.startswith(f"{registry}/")
-        releases = tuple(sorted(record["releases"]))
-        found_in = tuple(sorted(record["found"]))
-        result.append(ImageRecord(
-            image=image, releases=releases, found_in=found_in, site=site,
-            mirror_as=rewrite_image(image, registry) if registry and not site else None,
-            source=min(record["source"]) if site and record["source"] else None,
-            # The post-render rewrites the containers of objects Helm installs, in every release that has it.
-            rewritten=not site and set(found_in) == {MANIFESTS} and all(rewrites[r] for r in releases),
-        ))
-    return tuple(result)
+    found: dict[str, dict[str, Any]] = {}
+    for name, uses in per_release.items():
+        for use in uses:
+            record = found.setdefault(use.reference, {"releases": set(), "where": set(), "hooks_only": True})
+            record["releases"].add(name)
+            record["where"].add(f"{name}: {use.where}")
+            record["hooks_only"] &= use.hook
+    return tuple(LockedImage(reference=ref, releases=tuple(sorted(r["releases"])), found_in=tuple(sorted(r["where"])), in_hooks=r["hooks_only"])
+                 for ref, r in sorted(found.items()))
 
 
-def collect(stack: str, root: Path = ROOT, charts_dir: str | None = None, helm: Path = HELM,
-            workers: int = WORKERS, timeout_s: float = HELM_TIMEOUT_S) -> ImagesLock:
-    """Resolve a stack as the program does and list its images."""
-    deployment = resolve_stack(stack, root, charts_dir)
-    settings = stack_settings(root, stack, load_catalog(root / "catalog" / "releases.yaml"), charts_dir)
+def collect(stack: str, root: Path = ROOT, charts_dir: str | None = None, workers: int = WORKERS, timeout_s: float = HELM_TIMEOUT_S) -> ImagesLock:
+    """Resolve a stack as the program does (without its offline registry, see the module docstring) and list its images."""
+    catalog = load_catalog(root / "catalog" / "releases.yaml")
+    settings = stack_settings(root, stack, catalog, charts_dir)
     raw = settings.offline.get("registry")
     registry = check_registry(raw, f"Pulumi.{stack}.yaml: astrago-deploy:offline.registry") if raw else None
-    return ImagesLock(stack=stack, registry=registry, images=images_of(deployment, root, registry, helm, workers, timeout_s))
-
-
-def write_lock(lock: ImagesLock, path: Path) -> None:
-    """Write the lock atomically (a reader sees the old or the new file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(lock.to_yaml())
-    temporary.replace(path)
+    source = dataclasses.replace(settings, offline={k: v for k, v in settings.offline.items() if k != "registry"})
+    deployment = prepare(root, catalog, source, set(catalog.secret_keys()))
+    return ImagesLock(stack=stack, registry=registry, images=images_of(deployment, root, registry, workers, timeout_s))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m commands.images", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", required=True)
     parser.add_argument("--charts-dir", help="charts folder to resolve external charts from (default: the stack's chartsDir)")
-    parser.add_argument("--out", help=f"where to write the lock (default: {LOCK_DIR}/<stack>.lock.yaml)")
+    parser.add_argument("--out", help="where to write the lock (default: images/<stack>.lock.yaml)")
     parser.add_argument("--timeout", type=float, default=HELM_TIMEOUT_S, help="seconds one `helm template` may take")
     args = parser.parse_args(argv)
     out = Path(args.out) if args.out else lock_path(ROOT, args.stack)
     started = time.monotonic()
     try:
         lock = collect(args.stack, charts_dir=args.charts_dir, timeout_s=args.timeout)
-    except InputError as error:
+    except (InputError, ToolError) as error:
         print(f"images: stack {args.stack}:\n{error}", file=sys.stderr)
         return 2
-    write_lock(lock, out)
+    previous = None
+    if out.is_file():
+        try:
+            previous = load_images_lock(out)
+        except InputError as error:
+            print(f"note: the previous lock is not kept ({error}); digests are recorded again by `make bundle`")
+    lock = lock.keep_fetched(previous)
+    write_images_lock(lock, out)
     for line in lock.warnings():
         print(line)
     releases = {r for i in lock.images for r in i.releases}
-    where = f"; {len(lock.off_site())} not at {lock.registry}" if lock.registry else "; no astrago-deploy:offline.registry set"
-    print(f"images: {len(lock.images)} images of {len(releases)} releases{where}; {out} ({time.monotonic() - started:.2f}s)")
+    pinned = sum(1 for i in lock.images if i.digest)
+    where = f"; site registry {lock.registry}" if lock.registry else "; no astrago-deploy:offline.registry set"
+    print(f"images: {len(lock.images)} images of {len(releases)} releases ({pinned} with a digest){where}; {out} ({time.monotonic() - started:.2f}s)")
     return 0
 
 

@@ -12,8 +12,8 @@ from components.helm_release import HelmRelease, HelmReleaseArgs
 from components.hook import Hook, HookArgs
 from model.catalog import HelmOptions
 from model.catalog import Hook as HookSpec
-from model.postrender import PostRender, write_wrapper
 from model.values import set_path
+from postrender.plan import PostRender, write_wrapper
 
 
 class LocalReleaseArgs(TypedDict):

@@ -18,11 +18,11 @@ from model import charts as chartlib
 from model.catalog import Catalog, HelmOptions, Hook, Release, parse_helm_options
 from model.errors import InputError
 from model.graph import Plan, plan
-from model.patches import check_patch_folders, release_patches
-from model.postrender import PostRender, check_registry, plan_postrender
 from model.settings import ADOPT_ALL, StackSettings
 from model.values import get_path, layer_values, mask
 from model.yamlload import safe_load
+from postrender.kustomize import check_patch_folders, release_patches
+from postrender.plan import PostRender, check_registry, plan_postrender
 
 OWN_CHARTS = Path("charts/own")
 VALUES_DIR = Path("values")
@@ -51,7 +51,7 @@ class ResolvedRelease:
     hooks: tuple[Hook, ...]
     depends_on: tuple[str, ...]
     postrender: PostRender | None = None
-    """Helm post-render (charts/patches/<release>/ patches, image registry), or None."""
+    """Helm post-render (charts/patches/<release>/ kustomization, image registry and digest pin), or None."""
     adopt: bool = False
     """Import the Helm release already in the cluster (Helmfile migration) instead of installing it."""
 

@@ -1,13 +1,15 @@
-"""The pack's rules as plain functions of a Helm Release's inputs and the project's files.
+"""The pack's rules as plain functions of a Helm Release's inputs, its rendered objects and the project's files.
 
 A policy sees what the engine hands it: the Release's inputs (chart, values,
-repositoryOpts) and its URN, not rendered manifests. What a rule needs beyond
-that it reads from the project being previewed (the engine's working
-directory): the stack file (is it prod, which chartsDir), the catalog (which
-values paths the program fills from encrypted config) and our own charts'
-values.yaml defaults. Every check returns its findings as text naming the
-values path; policy/policies.py turns them into violations. No secret value
-ever appears in a finding: only paths.
+repositoryOpts, postrender) and its URN. The image and limit rules read the
+objects Helm renders from those inputs (policy/policies.py runs `helm
+template`, post-renderer included), never the values: Helm alone coalesces
+them. What a rule needs beyond that it reads from the project being previewed
+(the engine's working directory): the stack file (is it prod, which
+chartsDir) and the catalog (which values paths the program fills from
+encrypted config, each release's chart). Every check returns its findings as
+text naming the values path or the object and field; policy/policies.py turns
+them into violations. No secret value ever appears in a finding.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,8 +25,8 @@ from typing import Any
 import yaml
 
 from model.catalog import load_catalog
+from model.images import RuntimeImage, object_text, parse_reference, path_text, release_images
 from model.stackfile import plain_config, with_inherited
-from model.values import deep_merge
 
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 OWN_CHARTS = Path("charts") / "own"
@@ -53,6 +55,8 @@ class StackFacts:
     """The stack's chartsDir (own, else inherited, else `charts`): where external/ archives live."""
     secret_paths: Mapping[str, frozenset[str]]
     """Release name -> values paths the program fills from encrypted config (catalog `secrets:`)."""
+    charts: Mapping[str, str] = field(default_factory=dict)
+    """Release name -> the catalog's chart name."""
 
     @property
     def is_prod(self) -> bool:
@@ -100,6 +104,7 @@ def load_facts(root: Path, project: str, stack: str) -> StackFacts:
         environment=PROD if PROD in (stack, parent) else stack,
         charts_dir=str(charts_dir),
         secret_paths={r.name: frozenset(r.secrets) for r in catalog.releases},
+        charts={r.name: r.chart.name for r in catalog.releases},
     )
 
 
@@ -162,100 +167,55 @@ def _walk(values: Any, path: str = "") -> Iterator[tuple[str, str, Any, Mapping[
             yield from _walk(value, f"{path}[{i}]")
 
 
-def _disabled(values: Mapping[str, Any], path: str) -> bool:
-    """True when the map at path ("" for the top), or one above it, says `enabled: false`.
+def image_tag_problems(objects: Sequence[Mapping[str, Any]], chart: str, declared: tuple[RuntimeImage, ...] = ()) -> list[str]:
+    """Rule `prod-image-tags`: every image the rendered objects name is a fixed build: no `latest`, no tag, no `-dev-` tag.
 
-    Our charts render a component only when it is enabled (charts/own/astrago/templates).
-    Paths through lists are not followed: no values of ours switch list items off.
+    Images are found as `make images` finds them (model/images.py); one pinned by digest passes.
+    A field whose tag the chart's software fills in counts with the declared image (catalog/runtime-images.yaml).
     """
-    node: Any = values
-    if node.get("enabled") is False:
-        return True
-    for part in path.split(".") if path else []:
-        node = node.get(part) if isinstance(node, Mapping) else None
-        if isinstance(node, Mapping) and node.get("enabled") is False:
-            return True
-    return False
-
-
-def effective_values(values: Mapping[str, Any], chart: str, root: Path) -> tuple[dict[str, Any], bool]:
-    """(values Helm would use as far as a policy can know, whether chart defaults are included).
-
-    For our own charts the chart's values.yaml is laid under the Release's values, as Helm does,
-    so a default the stack forgot to override (a dev tag, missing limits) is seen. A third-party
-    archive's defaults are its own and are not read.
-    """
-    folder = own_chart(chart, root)
-    if folder is None or not (folder / "values.yaml").is_file():
-        return plain(values), False
-    defaults = yaml.safe_load((folder / "values.yaml").read_text()) or {}
-    return deep_merge(defaults, plain(values)), True
-
-
-def _tag_of(reference: str) -> str | None:
-    """The tag of an image reference `registry/repo:tag[@digest]`; None when it has none."""
-    name = reference.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    return last.split(":", 1)[1] if ":" in last else None
-
-
-def image_tags(values: Mapping[str, Any]) -> Iterator[tuple[str, str | None, bool]]:
-    """(values path, tag, pinned by digest) of every image the values name, skipping disabled parts.
-
-    Images are found by the shapes charts use: a map under a key ending in `image` (its `tag`),
-    any map with both `repository` and `tag`, a string under a key ending in `image` (a full
-    reference), and a string under a key ending in `imageTag`.
-    """
-    for path, key, value, _parent in _walk(values):
-        if _disabled(values, path.rsplit(".", 1)[0] if "." in path else ""):
+    uses, problems = release_images(objects, chart, declared)
+    seen = set()
+    for use in uses:
+        reference = parse_reference(use.reference)
+        if reference is None or reference.digest or (use.where, use.reference) in seen:
             continue
-        lowered = key.lower()
-        if isinstance(value, Mapping) and (lowered.endswith("image") or {"repository", "tag"} <= set(value)):
-            if value.get("tag") not in (None, ""):
-                yield f"{path}.tag", str(value["tag"]), bool(value.get("digest"))
-        elif isinstance(value, str) and value and lowered.endswith("image"):
-            yield path, _tag_of(value), "@" in value
-        elif isinstance(value, (str, int, float)) and not isinstance(value, bool) and lowered.endswith("imagetag") and value != "":
-            yield path, str(value), False
-
-
-def image_tag_problems(values: Mapping[str, Any]) -> list[str]:
-    """Rule `prod-image-tags`: every image names a fixed build: no `latest`, no `-dev-` tag.
-
-    A full reference without tag or digest pulls latest too. An image map without a tag takes the
-    chart's default (a third-party chart's appVersion), which the lock pins.
-    """
-    problems = []
-    for path, tag, digest in image_tags(values):
-        if tag is None and not digest:
-            problems.append(f"{path} has no tag, so it pulls `latest`; pin a release tag")
-        elif tag is not None and tag.lower() == "latest":
-            problems.append(f"{path} is `latest`; pin a release tag")
-        elif tag is not None and DEV_TAG.search(tag):
-            problems.append(f"{path} is dev build {tag!r}; prod runs release builds")
+        seen.add((use.where, use.reference))
+        tag = reference.tag or ""
+        if tag == "latest":
+            problems.append(f"{use.where} is {use.reference}: `latest` (or no tag); pin a release tag")
+        elif DEV_TAG.search(tag):
+            problems.append(f"{use.where} is dev build {tag!r}; prod runs release builds")
     return problems
 
 
-def limits_problems(values: Mapping[str, Any]) -> list[str]:
-    """Rule `prod-resource-limits`, for our own charts: every enabled workload has cpu and memory limits.
-
-    Our charts give each workload a map with `image` and `resources`, and template
-    `resources` into that container verbatim (charts/own/*/templates), so the values decide
-    the limits exactly; values is the chart's defaults with the Release's values laid over.
-    """
+def limits_problems(objects: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Rule `prod-resource-limits`: every container and init container of every rendered pod spec has cpu and memory limits."""
     problems = []
-    candidates = [("", values)] + [(p, v) for p, _k, v, _ in _walk(values) if isinstance(v, Mapping)]
-    for path, node in candidates:
-        if "image" not in node or _disabled(values, path):
+    for obj in objects:
+        if obj.get("kind") == "CustomResourceDefinition":
             continue
-        resources = node.get("resources")
-        limits = resources.get("limits") if isinstance(resources, Mapping) else None
-        where = path or "the chart's workload (top level)"
-        missing = [r for r in ("cpu", "memory") if not (isinstance(limits, Mapping) and limits.get(r) not in (None, ""))]
-        if missing:
-            prefix = f"{path}." if path else ""
-            problems.append(f"{where} has no {' or '.join(missing)} limit; set {prefix}resources.limits.{missing[0]}")
+        for path, container in _containers(obj, ()):
+            resources = container.get("resources")
+            limits = resources.get("limits") if isinstance(resources, Mapping) else None
+            missing = [r for r in ("cpu", "memory") if not (isinstance(limits, Mapping) and limits.get(r) not in (None, ""))]
+            if missing:
+                problems.append(f"{object_text(obj)} {path_text(path)} ({container.get('name')}) has no {' or '.join(missing)} limit; "
+                                f"set its resources.limits.{missing[0]} in the release's values")
     return problems
+
+
+def _containers(node: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], Mapping[str, Any]]]:
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if key in ("containers", "initContainers") and isinstance(value, list):
+                for index, item in enumerate(value):
+                    if isinstance(item, Mapping):
+                        yield (*path, key, index), item
+            else:
+                yield from _containers(value, (*path, str(key)))
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _containers(item, (*path, index))
 
 
 def is_reference_key(key: str) -> bool:

@@ -33,7 +33,7 @@ from pathlib import Path
 import yaml
 
 from commands.images import collect
-from model.postrender import split_image
+from model.images import parse_reference
 
 ROOT = Path(__file__).resolve().parent.parent
 CRANE = ROOT / ".tools" / "bin" / "crane"
@@ -232,13 +232,16 @@ def flaky_proxy(proxy: FlakyProxy) -> Iterator[FlakyProxy]:
         thread.join(timeout=10)
 
 
-def publish_stack_images(stack: str, charts: Path, registry_host: str, mirrors: Path, multi_arch: tuple[str, ...] = (MULTI_ARCH,)) -> dict[str, str]:
+def publish_stack_images(stack: str, charts: Path, registry_host: str, mirrors: Path, multi_arch: tuple[str, ...] = (MULTI_ARCH,),
+                         root: Path = ROOT) -> dict[str, str]:
     """Every image the stack renders, assembled and pushed under <registry>/<upstream registry>/<path>; the mirrors file mapping each upstream there."""
-    references = sorted({r.source or r.image for r in collect(stack, ROOT, str(charts)).images})
+    references = sorted({r.reference for r in collect(stack, root, str(charts)).images})
     digests: dict[str, str] = {}
     domains: set[str] = set()
     for reference in references:
-        domain, path, _ = split_image(reference)
+        parsed = parse_reference(reference)
+        assert parsed is not None and not parsed.digest, reference
+        domain, path = parsed.domain, f"{parsed.path}:{parsed.tag}"
         domains.add(domain)
         platforms = ("linux/amd64", "linux/arm64", "linux/s390x") if reference in multi_arch else ("linux/amd64",)
         digests[reference] = publish_image(registry_host, f"{domain}/{path}", platforms)

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import yaml
 
-from commands.bundle_images import read_lock, site_reference
+from commands.bundle_images import site_reference
 from model.catalog import load_catalog
+from model.images_lock import load_images_lock
 from model.signing import generate
 from tests.chart_repo import build_repo, push_oci, serve
 from tests.e2e.conftest import KWOK_VALUES, ROOT, TOOLS, copy_project, dispose, new_stack
@@ -82,8 +83,8 @@ def test_a_signed_bundle_with_images_deploys_on_a_site_with_every_source_down(en
                         "--trusted-key", str(tmp_path / "keys" / "signing.key.pub"), "--sha256", sha256, "--registry", site_registry.host)
         times["verify+unpack+push"] = time.monotonic() - started
         assert f"bundle: sha256 {sha256}" in unpacked.stdout and "every digest checked" in unpacked.stdout, unpacked.stdout
-        images = read_lock(site / "images" / "stage.lock.yaml")
-        assert images and all(i.digest.startswith("sha256:") for i in images)
+        images = load_images_lock(site / "images" / "stage.lock.yaml").images
+        assert images and all((i.digest or "").startswith("sha256:") for i in images)
 
         offline = {"registry": site_registry.host}
         stack = new_stack(project, engine_env, "stage", {"releases": KWOK_VALUES, "chartsDir": str(site / "charts"), "offline": offline},

@@ -1,16 +1,20 @@
-"""Post-render patches and the air-gap image rewrite, through real Helm and the real engine.
+"""Kustomize patches and the digest-pinned air-gap rewrite, through real Helm, the pinned kubectl and the real engine.
 
 A throwaway stack of the local stack's settings, in a project copy whose
-astrago release carries a strategic merge patch (a label and an annotation on
-the core Deployment) and a JSON 6902 patch (the proxy Service's nodePort), with
-an offline registry set: after `up` the cluster holds the patched fields and
-every image of every deployed workload comes from the registry. A broken patch
-file fails the preview, naming the file, and `up` deploys nothing.
+astrago release carries a kustomization (a strategic merge patch adding a
+label and an annotation to the core Deployment, a JSON 6902 patch on the
+proxy Service's nodePort, a label-selector patch), with an offline registry
+set and an images lock whose digests stand for what `make bundle` records.
+After `up` the cluster holds the patched fields and every image of every
+deployed workload is `<registry>/...@<the lock's digest>`. A patch that
+matches nothing, an image the lock lacks and a broken kustomization each fail
+the preview, naming it, and change nothing.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -20,8 +24,10 @@ import pytest
 import yaml
 from pulumi import automation as auto
 
-from model.patches import PATCHES_DIR, release_patches
-from model.postrender import plan_postrender, write_wrapper
+from commands.images import collect
+from model.images_lock import ImagesLock, lock_path, write_images_lock
+from postrender.kustomize import PATCHES_DIR, release_patches
+from postrender.plan import plan_postrender, write_wrapper
 from tests.e2e.conftest import TOOLS, E2EStack, dispose, new_stack, require
 
 REGISTRY = "registry.e2e.invalid:5000"
@@ -33,19 +39,22 @@ CORE_PATCH: dict[str, Any] = {
     "metadata": {"name": "astrago-core", "labels": {"astrago.io/patched": "strategic-merge"}},
     "spec": {"template": {"metadata": {"annotations": {"astrago.io/patch-note": "first"}}}},
 }
-PROXY_PATCH: dict[str, Any] = {
-    "target": {"version": "v1", "kind": "Service", "name": "astrago-proxy"},
-    "patch": [
-        {"op": "test", "path": "/spec/ports/0/port", "value": 80},
-        {"op": "replace", "path": "/spec/ports/0/nodePort", "value": NODE_PORT},
-    ],
-}
+PROXY_PATCH = [
+    {"op": "test", "path": "/spec/ports/0/port", "value": 80},
+    {"op": "replace", "path": "/spec/ports/0/nodePort", "value": NODE_PORT},
+]
+PATCHES: list[dict[str, Any]] = [
+    {"path": "core.yaml"},
+    {"path": "proxy-nodeport.yaml", "target": {"version": "v1", "kind": "Service", "name": "astrago-proxy"}},
+    {"target": {"kind": "Deployment", "labelSelector": "app.kubernetes.io/component=core"},
+     "patch": yaml.safe_dump([{"op": "add", "path": "/metadata/labels/astrago.io~1selected", "value": "by-label"}])},
+]
 # Namespaces the local stack deploys workloads into.
 NAMESPACES = ("astrago", "gpu-operator", "keycloak")
 
 
-def _patched_project(project: Path, files: dict[str, Any]) -> None:
-    """Declare patches for astrago in the copy's catalog and write the patch files."""
+def _patched_project(project: Path, patches: list[dict[str, Any]] | None = None) -> None:
+    """Declare patches for astrago in the copy's catalog and write its kustomization."""
     catalog_file = project / "catalog" / "releases.yaml"
     catalog = yaml.safe_load(catalog_file.read_text())
     for release in catalog["releases"]:
@@ -54,14 +63,32 @@ def _patched_project(project: Path, files: dict[str, Any]) -> None:
     catalog_file.write_text(yaml.safe_dump(catalog, sort_keys=False))
     folder = project / PATCH_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        (folder / name).write_text(content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False))
+    (folder / "core.yaml").write_text(yaml.safe_dump(CORE_PATCH, sort_keys=False))
+    (folder / "proxy-nodeport.yaml").write_text(yaml.safe_dump(PROXY_PATCH, sort_keys=False))
+    (folder / "kustomization.yaml").write_text(yaml.safe_dump({"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+                                                                "patches": patches if patches is not None else PATCHES}, sort_keys=False))
+
+
+def digest_of(reference: str) -> str:
+    """The digest this test records for an image, as `make bundle` would after fetching it (kwok pulls nothing)."""
+    return "sha256:" + hashlib.sha256(reference.encode()).hexdigest()
+
+
+def _fetched_lock(project: Path, stack: str) -> ImagesLock:
+    """`make images` of the stack, then the digests and sizes `make bundle` fills in."""
+    lock = collect(stack, project)
+    for image in lock.images:
+        lock = lock.with_fetched(image.reference, digest=digest_of(image.reference), size=1000)
+    write_images_lock(lock, lock_path(project, stack))
+    return lock
 
 
 def test_helm_runs_the_wrapper_as_its_post_renderer(project: Path) -> None:
     """Helm's own exec contract (manifests on stdin, result on stdout), as the provider uses it."""
     helm = require(TOOLS / "helm", "make setup")
-    _patched_project(project, {"10-core-label.yaml": CORE_PATCH, "20-proxy-nodeport.yaml": PROXY_PATCH})
+    _patched_project(project)
+    (project / "Pulumi.e2e-helm.yaml").write_text(yaml.safe_dump({"config": {"astrago-deploy:inherits": "local", "astrago-deploy:offline": {"registry": REGISTRY}}}))
+    _fetched_lock(project, "e2e-helm")
     spec = plan_postrender(project, "e2e-helm", "astrago", "astrago", release_patches(project, "astrago", declared=True), REGISTRY)
     assert spec is not None
     write_wrapper(spec)
@@ -71,10 +98,11 @@ def test_helm_runs_the_wrapper_as_its_post_renderer(project: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(out.stdout) if d}
-    assert docs[("Deployment", "astrago-core")]["metadata"]["labels"]["astrago.io/patched"] == "strategic-merge"
+    core = docs[("Deployment", "astrago-core")]
+    assert core["metadata"]["labels"]["astrago.io/patched"] == "strategic-merge" and core["metadata"]["labels"]["astrago.io/selected"] == "by-label"
     assert docs[("Service", "astrago-proxy")]["spec"]["ports"][0]["nodePort"] == NODE_PORT
     images = [c["image"] for d in docs.values() if d["kind"] in ("Deployment", "StatefulSet") for c in d["spec"]["template"]["spec"]["containers"]]
-    assert images and all(i.startswith(REGISTRY + "/") for i in images), images
+    assert images and all(i.startswith(REGISTRY + "/") and "@sha256:" in i for i in images), images
 
 
 def _images(stack: E2EStack) -> list[tuple[str, str]]:
@@ -92,15 +120,21 @@ def _images(stack: E2EStack) -> list[tuple[str, str]]:
     return found
 
 
-def test_patches_and_registry_reach_the_cluster(project: Path, engine_env: dict[str, str]) -> None:
-    _patched_project(project, {"10-core-label.yaml": CORE_PATCH, "20-proxy-nodeport.yaml": PROXY_PATCH})
+def test_patches_and_pinned_images_reach_the_cluster(project: Path, engine_env: dict[str, str]) -> None:
+    _patched_project(project)
     stack = new_stack(project, engine_env, "local", {"offline": {"registry": REGISTRY}}, prefix="e2e-patches")
     try:
-        result = stack.stack.up(on_output=print, message="e2e: patches and registry")
+        # Without an images lock carrying digests the preview refuses the stack, naming what to run.
+        with pytest.raises(auto.CommandError) as unlocked:
+            stack.stack.preview()
+        assert f"images/{stack.name}.lock.yaml does not exist: run `make images STACK={stack.name}`" in str(unlocked.value), str(unlocked.value)
+        lock = _fetched_lock(project, stack.name)
+        result = stack.stack.up(on_output=print, message="e2e: patches and pinned registry")
         assert result.summary.result == "succeeded", result.stderr
 
         core = json.loads(stack.kubectl("get", "deploy", "astrago-core", "-n", "astrago", "-o", "json").stdout)
         assert core["metadata"]["labels"]["astrago.io/patched"] == "strategic-merge", core["metadata"]["labels"]
+        assert core["metadata"]["labels"]["astrago.io/selected"] == "by-label", "the label-selector patch applied"
         assert core["metadata"]["labels"]["app.kubernetes.io/component"] == "core", "the chart's own labels stay"
         assert core["spec"]["template"]["metadata"]["annotations"]["astrago.io/patch-note"] == "first"
         assert "checksum/config" in core["spec"]["template"]["metadata"]["annotations"], "the chart's own annotation stays"
@@ -110,13 +144,15 @@ def test_patches_and_registry_reach_the_cluster(project: Path, engine_env: dict[
         images = _images(stack)
         kinds = {what.split()[0] for what, _ in images}
         assert {"pod", "cronjob"} <= kinds and len(images) >= 6, f"expected the product's pods and the exporter's CronJob: {images}"
-        outside = [(what, image) for what, image in images if not image.startswith(REGISTRY + "/")]
-        assert not outside, f"images not from {REGISTRY}: {outside}"
-        # gpu-process-exporter's chart is not given the registry (no catalog setting): only the rewrite moved it.
-        assert ("cronjob gpu-operator/gpu-process-exporter", f"{REGISTRY}/astrago/gpu-process-exporter:1.0.0") in images, images
+        pinned = {lock.site_reference(i) + "@" + str(i.digest) for i in lock.images}
+        outside = [(what, image) for what, image in images if image not in pinned]
+        assert not outside, f"images not pinned to {REGISTRY} at the lock's digest: {outside}"
+        # gpu-process-exporter's chart is not given the registry (no catalog setting): only the post-render moved and pinned it.
+        exporter = f"{REGISTRY}/astrago/gpu-process-exporter:1.0.0@{digest_of('docker.io/astrago/gpu-process-exporter:1.0.0')}"
+        assert ("cronjob gpu-operator/gpu-process-exporter", exporter) in images, images
 
         history = json.loads(stack.helm("history", "astrago", "-n", "astrago", "-o", "json"))
-        assert "; patches sha256:" in history[-1]["description"] and f"images from {REGISTRY}" in history[-1]["description"], history[-1]
+        assert "; patches sha256:" in history[-1]["description"] and f"images from {REGISTRY} pinned sha256:" in history[-1]["description"], history[-1]
 
         # The wrapper's path is relative to the project, so a second preview is clean.
         again = stack.stack.preview(expect_no_changes=True)
@@ -125,34 +161,49 @@ def test_patches_and_registry_reach_the_cluster(project: Path, engine_env: dict[
         # Editing a patch is an update of that release only.
         edit = copy.deepcopy(CORE_PATCH)
         edit["spec"]["template"]["metadata"]["annotations"]["astrago.io/patch-note"] = "second"
-        (project / PATCH_DIR / "10-core-label.yaml").write_text(yaml.safe_dump(edit, sort_keys=False))
+        (project / PATCH_DIR / "core.yaml").write_text(yaml.safe_dump(edit, sort_keys=False))
         edited = stack.stack.preview(diff=True)
         assert (edited.change_summary or {}).get(auto.OpType.UPDATE) == 1, edited.change_summary
         assert "patches sha256:" in edited.stdout
 
-        # A patch that matches nothing the chart renders fails the upgrade with its file; the release stays.
-        (project / PATCH_DIR / "20-proxy-nodeport.yaml").write_text(yaml.safe_dump({**PROXY_PATCH, "target": {"kind": "Service", "name": "astrago-proxi"}}))
+        # A patch whose target matches nothing fails the preview naming the patch and its target; `up` changes nothing.
+        missing = copy.deepcopy(PATCHES)
+        missing[1]["target"]["name"] = "astrago-proxi"
+        _patched_project(project, missing)
         with pytest.raises(auto.CommandError) as failed:
+            stack.stack.preview()
+        assert ("charts/patches/astrago/kustomization.yaml patches[1] (path: proxy-nodeport.yaml, target {version: v1, kind: Service, name: astrago-proxi}): "
+                "the target matches no object the chart rendered") in str(failed.value), str(failed.value)
+        with pytest.raises(auto.CommandError):
             stack.stack.up(on_output=print, message="e2e: a patch that matches nothing")
-        assert "charts/patches/astrago/20-proxy-nodeport.yaml: target {kind: 'Service', name: 'astrago-proxi'} matches no object" in str(failed.value)
         status = json.loads(stack.helm("status", "astrago", "-n", "astrago", "-o", "json"))
         assert status["info"]["status"] == "deployed" and status["version"] == 1, status["info"]
+
+        # An image the lock does not hold fails the preview naming it.
+        _patched_project(project)
+        trimmed = ImagesLock(lock.stack, lock.registry, tuple(i for i in lock.images if "gpu-process-exporter" not in i.reference))
+        write_images_lock(trimmed, lock_path(project, stack.name))
+        with pytest.raises(auto.CommandError) as unpinned:
+            stack.stack.preview()
+        assert (f"release 'gpu-process-exporter': CronJob gpu-process-exporter spec.jobTemplate.spec.template.spec.containers[0].image: "
+                f"image docker.io/astrago/gpu-process-exporter:1.0.0 is not in images/{stack.name}.lock.yaml") in str(unpinned.value), str(unpinned.value)
     finally:
         dispose(stack)
 
 
-def test_a_broken_patch_fails_at_preview_and_nothing_is_deployed(project: Path, engine_env: dict[str, str]) -> None:
-    _patched_project(project, {"10-core-label.yaml": CORE_PATCH, "30-broken.yaml": "target: {kind: Service\npatch: [\n"})
-    stack = new_stack(project, engine_env, "local", {"offline": {"registry": REGISTRY}}, prefix="e2e-badpatch")
+def test_a_broken_kustomization_fails_at_preview_and_nothing_is_deployed(project: Path, engine_env: dict[str, str]) -> None:
+    _patched_project(project)
+    (project / PATCH_DIR / "kustomization.yaml").write_text("patches: [\n")
+    stack = new_stack(project, engine_env, "local", {}, prefix="e2e-badpatch")
     try:
         with pytest.raises(auto.CommandError) as previewed:
             stack.stack.preview()
         message = str(previewed.value)
-        assert "nothing was changed" in message and "charts/patches/astrago/30-broken.yaml: not valid YAML" in message, message
+        assert "nothing was changed" in message and "charts/patches/astrago/kustomization.yaml: not valid YAML" in message, message
 
         with pytest.raises(auto.CommandError) as applied:
-            stack.stack.up(on_output=print, message="e2e: a broken patch")
-        assert "charts/patches/astrago/30-broken.yaml" in str(applied.value)
+            stack.stack.up(on_output=print, message="e2e: a broken kustomization")
+        assert "charts/patches/astrago/kustomization.yaml" in str(applied.value)
         resources = (stack.stack.export_stack().deployment or {}).get("resources") or []
         assert [r["type"] for r in resources if r["type"] != "pulumi:pulumi:Stack"] == [], "the engine recorded resources"
         assert json.loads(stack.helm("list", "-n", "astrago", "-o", "json")) == [], "a Helm release was installed"

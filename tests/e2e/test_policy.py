@@ -106,12 +106,14 @@ def test_prod_refuses_latest_and_dev_tags_and_missing_limits(policy_project: Pat
     passed, output = preview(stack)
     assert not passed
     release = "astrago-applications-astrago-release"
-    violation(output, stack, "astrago", release, "prod-pinned-image-tags", "core.image.tag is `latest`")
-    # The local settings keep the chart's default dev builds: the rule reads our chart's defaults too.
-    violation(output, stack, "astrago", release, "prod-pinned-image-tags", "batch.image.tag is dev build 'batch-dev-0000000'")
-    violation(output, stack, "astrago", release, "prod-resource-limits", "frontend has no memory limit")
-    # Disabled components are not deployed, so their defaults are not held against prod.
-    assert "experiment." not in output
+    violation(output, stack, "astrago", release, "prod-pinned-image-tags",
+              "Deployment astrago-core spec.template.spec.containers[0].image is docker.io/astrago/core:latest: `latest`")
+    # The local settings keep the chart's default dev builds: the rule reads what Helm renders, defaults included.
+    violation(output, stack, "astrago", release, "prod-pinned-image-tags",
+              "Deployment astrago-batch spec.template.spec.containers[0].image is dev build 'batch-dev-0000000'")
+    violation(output, stack, "astrago", release, "prod-resource-limits", "Deployment astrago-frontend spec.template.spec.containers[0] (frontend) has no memory limit")
+    # Disabled components render nothing, so their defaults are not held against prod.
+    assert "astrago-experiment" not in output
 
 
 def test_prod_is_also_a_stack_that_inherits_prod(policy_project: Path, engine_env: dict[str, str], stacks: list[E2EStack]) -> None:
@@ -125,9 +127,10 @@ def test_prod_is_also_a_stack_that_inherits_prod(policy_project: Path, engine_en
     stacks.append(stack)
     passed, output = preview(stack)
     assert not passed
-    violation(output, stack, "gpu-process-exporter", "astrago-monitoring-gpu-process-exporter-release", "prod-pinned-image-tags", "image.tag is `latest`")
+    violation(output, stack, "gpu-process-exporter", "astrago-monitoring-gpu-process-exporter-release", "prod-pinned-image-tags",
+              "CronJob gpu-process-exporter spec.jobTemplate.spec.template.spec.containers[0].image is docker.io/astrago/gpu-process-exporter:latest: `latest`")
     # prod's own tags (core-prod-...) pass.
-    assert "core.image.tag" not in output, output
+    assert "astrago-core spec" not in output, output
 
 
 def test_a_chart_outside_charts_own_is_refused(policy_project: Path, engine_env: dict[str, str], stacks: list[E2EStack]) -> None:

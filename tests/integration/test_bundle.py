@@ -22,9 +22,10 @@ import pytest
 import yaml
 
 from commands.bundle import LAYOUT, SIGNATURE, SUMS, create, push_images, sums_text, unpack, write_tar
-from commands.bundle_images import read_lock, site_reference
+from commands.bundle_images import site_reference
 from commands.charts import sync
 from model.errors import InputError
+from model.images_lock import load_images_lock
 from model.signing import generate, load_private, sign
 from tests.chart_repo import build_repo, serve
 from tests.registry import MULTI_ARCH, FlakyProxy, flaky_proxy, port_closed, publish_stack_images, serve_registry
@@ -99,16 +100,16 @@ def test_the_bundle_carries_every_image_by_digest_signed(world: World) -> None:
     assert names[:2] == [SUMS, SIGNATURE], "the manifest and its signature come first"
     files = _members(world.bundle)
     (world.bundle.parent / "lock.yaml").write_bytes(files["images/stage.lock.yaml"])
-    images = read_lock(world.bundle.parent / "lock.yaml")
+    images = load_images_lock(world.bundle.parent / "lock.yaml").images
     assert {i.reference for i in images} == set(world.source_digests), "every image the stack renders"
     for image in images:
-        assert image.digest.startswith("sha256:") and image.size > 0 and image.platforms == ("linux/amd64",), image
+        assert (image.digest or "").startswith("sha256:") and (image.size or 0) > 0 and image.platforms == ("linux/amd64",), image
         if image.reference == MULTI_ARCH:
             assert image.source_digest == world.source_digests[image.reference] != image.digest, "cut down to the site's platform"
         else:
             assert image.digest == world.source_digests[image.reference], "the source's own digest"
     index = yaml.safe_load(files[f"{LAYOUT}/index.json"])
-    assert sorted(m["digest"] for m in index["manifests"]) == sorted(i.digest for i in images)
+    assert sorted(m["digest"] for m in index["manifests"]) == sorted(str(i.digest) for i in images)
     sums = {path: digest for digest, path in (line.split("  ", 1) for line in files[SUMS].decode().splitlines())}
     assert set(sums) == set(files) - {SUMS, SIGNATURE}
     assert all(hashlib.sha256(files[p]).hexdigest() == d for p, d in sums.items()), "SHA256SUMS covers every file, blobs included"
@@ -219,7 +220,7 @@ def test_make_unbundle_prints_the_sha256_and_refuses_a_wrong_one(world: World, t
 def test_images_push_resumes_after_a_registry_that_fails_halfway(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     site = tmp_path / "site"
     unpack(world.bundle, site, [world.public])
-    images = read_lock(site / "images" / "stage.lock.yaml")
+    images = load_images_lock(site / "images" / "stage.lock.yaml").images
     monkeypatch.setenv("SITE_USER", "field")
     monkeypatch.setenv("SITE_PASSWORD", "s3cret-site")
     with serve_registry(tmp_path / "site-registry") as registry:

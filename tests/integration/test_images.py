@@ -1,8 +1,14 @@
-"""The images list of a stack, rendered by the real helm from charts synced from a real repository on 127.0.0.1.
+"""The images lock of a stack, read from what the real helm renders from charts synced from a real repository on 127.0.0.1.
 
 Stand-ins of the external charts carry every workload kind, a Helm hook, a
-chart test, images named only in values (operator style, bitnami style,
-plain strings, a subchart's defaults) and parts switched off.
+chart test, and images passed as data the way upstream charts pass them:
+prometheus-operator's `--prometheus-config-reloader=<image>` argument, a
+Prometheus custom resource's `image`, gpu-operator's ClusterPolicy triples
+(the validator's version left to the operator, declared in
+catalog/runtime-images.yaml), bitnami's {registry, repository, tag} in a
+hook Job, an env value, a Chart.yaml `artifacthub.io/images` annotation, a
+subchart enabled by its condition (its defaults coalesced by Helm) and one
+disabled by it.
 """
 
 from __future__ import annotations
@@ -17,15 +23,17 @@ import pytest
 import yaml
 
 from commands.charts import sync
-from commands.images import ImagesLock, collect, lock_path
+from commands.images import collect
 from commands.values import resolve_stack
 from model.errors import InputError
+from model.images_lock import ImagesLock, LockedImage, load_images_lock, lock_path, write_images_lock
 from model.values import MASK
 from tests.chart_repo import index, package, serve, write_standin
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = "registry.site.local:5000"
 STANDIN_IMAGE = "registry.invalid/standin:1.0"
+DIGEST = "sha256:" + "d" * 64
 
 CONTAINER = "{{name: {name}, image: {image}}}"
 SELECTOR = "selector: {{matchLabels: {{app: {app}}}}}"
@@ -56,49 +64,127 @@ WORKLOADS = "\n---\n".join([
 ])
 CHART_TEST = ("apiVersion: v1\nkind: Pod\nmetadata: {name: standin-test, annotations: {helm.sh/hook: test}}\n"
               "spec: {containers: [{name: main, image: standin.example/test-only:1}]}\n")
-# What the stand-ins render (by kind) and name in values; and what they must not list.
+# gpu-operator's ClusterPolicy: operands as {repository, image, version}; the chart writes the validator's version only when set.
+CLUSTER_POLICY = """apiVersion: nvidia.com/v1
+kind: ClusterPolicy
+metadata: {name: cluster-policy}
+spec:
+  operator: {defaultRuntime: containerd}
+  driver: {enabled: {{ .Values.driver.enabled }}, repository: {{ .Values.driver.repository }}, image: {{ .Values.driver.image }}, version: {{ .Values.driver.version | quote }}}
+  toolkit: {enabled: {{ .Values.toolkit.enabled }}, repository: nvcr.io/nvidia/k8s, image: container-toolkit, version: v1.17.0-ubuntu20.04}
+  dcgmExporter: {repository: nvcr.io/nvidia/k8s, image: dcgm-exporter, version: 3.3.9-3.6.0-ubuntu22.04}
+  validator:
+    repository: {{ .Values.validator.repository }}
+    image: {{ .Values.validator.image }}
+    {{- with .Values.validator.version }}
+    version: {{ . }}
+    {{- end }}
+"""
+OPERATOR = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: prometheus-operator}
+spec:
+  selector: {matchLabels: {app: operator}}
+  template:
+    metadata: {labels: {app: operator}}
+    spec:
+      containers:
+        - name: operator
+          image: "{{ .Values.operator.image }}"
+          args:
+            - --kubelet-service=kube-system/kubelet
+            - --prometheus-config-reloader={{ .Values.operator.reloader.registry }}/{{ .Values.operator.reloader.repository }}:{{ .Values.operator.reloader.tag }}
+---
+apiVersion: monitoring.coreos.com/v1
+kind: Prometheus
+metadata: {name: prometheus}
+spec:
+  image: quay.io/prometheus/prometheus:v2.54.1
+  retention: {{ .Values.prometheus.prometheusSpec.retention }}
+"""
+SUBCHART = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: {{ .Chart.Name }}}
+spec:
+  selector: {matchLabels: {app: {{ .Chart.Name }}}}
+  template:
+    metadata: {labels: {app: {{ .Chart.Name }}}}
+    spec:
+      containers: [{name: main, image: "{{ with .Values.image.registry }}{{ . }}/{{ end }}{{ .Values.image.repository }}:{{ .Values.image.tag }}"}]
+"""
+CONFIG_CLI = """{{- if .Values.keycloakConfigCli.enabled }}
+apiVersion: batch/v1
+kind: Job
+metadata: {name: keycloak-config-cli, annotations: {helm.sh/hook: post-install}}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: cli
+          image: {{ printf "%s/%s:%s" .Values.keycloakConfigCli.image.registry .Values.keycloakConfigCli.image.repository .Values.keycloakConfigCli.image.tag }}
+          env: [{name: SIDECAR_IMAGE, value: "bitnami/os-shell:12-debian-12-r30"}]
+{{- end }}
+"""
+# What the stand-ins start (by release), and what they must not list.
 RENDERED = {
     "standin.example/pod-init:1", "standin.example/pod-main:1", "standin.example/pod-debug:1", "standin.example/statefulset:1",
     "standin.example/daemonset:1", "standin.example/replicaset:1", "standin.example/job:1", "standin.example/cronjob-init:1",
     "standin.example/cronjob:1",
 }
 HOOK = "standin.example/hook:1"
-FROM_VALUES = {
-    "nvcr.io/nvidia/cloud-native/gpu-operator-validator:v24.9.0": "gpu-operator",
-    "docker.io/bitnami/keycloak-config-cli:6.1.6-debian-12-r0": "keycloak",
-    "quay.io/standin/sidecar:2.0": "keycloak",
-    "grafana/grafana:11.1.0": "prometheus",
+AS_DATA = {
+    "nvcr.io/nvidia/cloud-native/gpu-operator-validator:v24.9.0": "gpu-operator",  # declared: the operator fills the version in
+    "nvcr.io/nvidia/k8s/dcgm-exporter:3.3.9-3.6.0-ubuntu22.04": "gpu-operator",
+    "quay.io/prometheus-operator/prometheus-operator:v0.75.2": "prometheus",
+    "quay.io/prometheus-operator/prometheus-config-reloader:v0.75.2": "prometheus",  # a container argument
+    "quay.io/prometheus/prometheus:v2.54.1": "prometheus",  # a custom resource field
+    "quay.io/prometheus-operator/admission-webhook:v0.75.2": "prometheus",  # Chart.yaml's artifacthub.io/images only
+    "docker.io/grafana/grafana:11.1.0": "prometheus",  # an enabled subchart's defaults
+    "docker.io/bitnami/keycloak-config-cli:6.1.6-debian-12-r0": "keycloak",  # a post-install hook
+    "docker.io/bitnami/os-shell:12-debian-12-r30": "keycloak",  # an env value
 }
 NOT_LISTED = {
-    "standin.example/test-only:1",  # a chart test: an install never runs it
-    "nvcr.io/nvidia/driver:550.127.05",  # values/gpu-operator.yaml sets driver.enabled false
-    "docker.io/bitnami/keycloak-metrics:1.0",  # metrics.enabled false in the chart's defaults
+    "nvcr.io/nvidia/driver:550.127.05",  # values/gpu-operator.yaml sets driver.enabled false: the ClusterPolicy says so
+    "nvcr.io/nvidia/k8s/container-toolkit:v1.17.0-ubuntu20.04",  # and toolkit.enabled false
     "quay.io/thanos/thanos:v0.35.1",  # a subchart whose condition is false
 }
 EXTRAS: dict[str, dict[str, str]] = {
     "gpu-operator": {
+        "Chart.yaml": "apiVersion: v2\nname: gpu-operator\nversion: v24.9.0\nappVersion: v24.9.0\ndescription: stand-in\n",
         "templates/workloads.yaml": WORKLOADS,
         "templates/tests/test.yaml": CHART_TEST,
+        "templates/clusterpolicy.yaml": CLUSTER_POLICY,
         "values.yaml": "replicas: 1\n"
-                       "validator: {repository: nvcr.io/nvidia/cloud-native, image: gpu-operator-validator, version: v24.9.0}\n"
-                       "driver: {enabled: true, repository: nvcr.io/nvidia, image: driver, version: '550.127.05'}\n",
+                       "validator: {repository: nvcr.io/nvidia/cloud-native, image: gpu-operator-validator}\n"
+                       "driver: {enabled: true, repository: nvcr.io/nvidia, image: driver, version: '550.127.05'}\n"
+                       "toolkit: {enabled: true}\n",
     },
     "keycloak": {
+        "templates/config-cli.yaml": CONFIG_CLI,
         "values.yaml": "replicas: 1\n"
                        "keycloakConfigCli: {enabled: false, image: {registry: docker.io, repository: bitnami/keycloak-config-cli, tag: 6.1.6-debian-12-r0}}\n"
-                       "metrics: {enabled: false, image: {registry: docker.io, repository: bitnami/keycloak-metrics, tag: '1.0'}}\n"
-                       "sidecarImage: quay.io/standin/sidecar:2.0\n",
+                       "metrics: {enabled: false, image: {registry: docker.io, repository: bitnami/keycloak-metrics, tag: '1.0'}}\n",
     },
     "kube-prometheus-stack": {
         "Chart.yaml": "apiVersion: v2\nname: kube-prometheus-stack\nversion: 61.9.0\ndescription: stand-in with subcharts\n"
+                      "annotations:\n  artifacthub.io/images: |\n"
+                      "    - {name: prometheus-operator, image: 'quay.io/prometheus-operator/prometheus-operator:v0.75.2'}\n"
+                      "    - {name: admission-webhook, image: 'quay.io/prometheus-operator/admission-webhook:v0.75.2'}\n"
                       "dependencies:\n"
                       "  - {name: grafana, version: 1.0.0, condition: grafana.enabled}\n"
                       "  - {name: thanos-ruler, version: 1.0.0, condition: thanosRuler.enabled}\n",
-        "values.yaml": "replicas: 1\ngrafana: {enabled: false}\nthanosRuler: {enabled: false}\n",
+        "templates/operator.yaml": OPERATOR,
+        "values.yaml": "replicas: 1\ngrafana: {enabled: false}\nthanosRuler: {enabled: false}\n"
+                       "prometheus: {prometheusSpec: {retention: 10d}}\n"
+                       "operator: {image: 'quay.io/prometheus-operator/prometheus-operator:v0.75.2',\n"
+                       "  reloader: {registry: quay.io, repository: prometheus-operator/prometheus-config-reloader, tag: v0.75.2}}\n",
         "charts/grafana/Chart.yaml": "apiVersion: v2\nname: grafana\nversion: 1.0.0\n",
         "charts/grafana/values.yaml": "image: {repository: grafana/grafana, tag: 11.1.0}\n",
+        "charts/grafana/templates/deployment.yaml": SUBCHART,
         "charts/thanos-ruler/Chart.yaml": "apiVersion: v2\nname: thanos-ruler\nversion: 1.0.0\n",
         "charts/thanos-ruler/values.yaml": "image: {registry: quay.io, repository: thanos/thanos, tag: v0.35.1}\n",
+        "charts/thanos-ruler/templates/deployment.yaml": SUBCHART,
     },
 }
 
@@ -122,7 +208,7 @@ def synced_charts(scratch: Path) -> Path:
 def site_project(target: Path, registry: str = REGISTRY) -> Path:
     """A copy of what resolving a stack reads, plus a site stack that inherits stage and sets the offline registry."""
     target.mkdir(parents=True)
-    for part in ("catalog", "values", "charts/own", "charts/patches", "commands", "model", "Pulumi.stage.yaml", *_pins()):
+    for part in ("catalog", "values", "charts/own", "charts/patches", "cli", "commands", "model", "postrender", "Pulumi.stage.yaml", *_pins()):
         source = ROOT / part
         if source.is_dir():
             shutil.copytree(source, target / part, ignore=shutil.ignore_patterns("__pycache__"))
@@ -161,7 +247,7 @@ def site_lock(project: Path, charts: Path) -> ImagesLock:
 
 
 def _by_image(lock: ImagesLock) -> dict[str, tuple[str, ...]]:
-    return {record.image: record.releases for record in lock.images}
+    return {record.reference: record.releases for record in lock.images}
 
 
 def test_the_product_charts_images_appear_with_their_release(stage_lock: ImagesLock) -> None:
@@ -175,57 +261,75 @@ def test_the_product_charts_images_appear_with_their_release(stage_lock: ImagesL
     assert stage_lock.registry is None and not stage_lock.warnings(), "without an offline registry there is nothing to warn about"
 
 
-def test_every_workload_kind_hooks_and_values_images_are_listed(stage_lock: ImagesLock, charts: Path) -> None:
-    records = {record.image: record for record in stage_lock.images}
+def test_every_workload_kind_hooks_and_images_passed_as_data_are_listed(stage_lock: ImagesLock, charts: Path) -> None:
+    records = {record.reference: record for record in stage_lock.images}
     for image in RENDERED:
-        assert image in records and records[image].releases == ("gpu-operator",) and records[image].found_in == ("manifests",), f"{image}: {records.get(image)}"
-    assert records[HOOK].found_in == ("hooks",)
-    for image, release in FROM_VALUES.items():
-        assert image in records and records[image].releases == (release,) and records[image].found_in == ("values",), f"{image}: {records.get(image)}"
+        record = records.get(image)
+        assert record and record.releases == ("gpu-operator",) and not record.in_hooks, f"{image}: {record}"
+    hook = records[HOOK]
+    assert hook.in_hooks and hook.found_in == ("gpu-operator: Job standin-hook spec.template.spec.containers[0].image",), hook
+    for image, release in AS_DATA.items():
+        assert image in records and records[image].releases == (release,), f"{image}: {records.get(image)} (listed: {sorted(records)})"
+    assert records["docker.io/bitnami/keycloak-config-cli:6.1.6-debian-12-r0"].in_hooks
+    # A chart test: `helm test` starts it at the site, outside the post-render.
+    assert records["standin.example/test-only:1"].in_hooks and records["standin.example/test-only:1"].found_in == (
+        "gpu-operator: Pod standin-test spec.containers[0].image",)
+    reloader = records["quay.io/prometheus-operator/prometheus-config-reloader:v0.75.2"]
+    assert reloader.found_in == ("prometheus: Deployment prometheus-operator spec.template.spec.containers[0].args[1]",), reloader
+    validator = records["nvcr.io/nvidia/cloud-native/gpu-operator-validator:v24.9.0"]
+    assert "gpu-operator: ClusterPolicy cluster-policy spec.validator" in validator.found_in, validator
     assert not NOT_LISTED & set(records), f"listed what no install runs: {sorted(NOT_LISTED & set(records))}"
     externals = tuple(sorted(r.name for r in resolve_stack("stage", charts_dir=str(charts)).releases.values() if r.source != "local"))
     assert len(externals) == 8 and records[STANDIN_IMAGE].releases == externals, f"every external release runs the stand-in Deployment: {records[STANDIN_IMAGE]}"
 
 
-def test_with_the_offline_registry_every_own_chart_image_points_at_it(project: Path, charts: Path, site_lock: ImagesLock) -> None:
-    own = {r.name for r in resolve_stack("site", project, str(charts)).releases.values() if r.source == "local"}
-    mine = [record for record in site_lock.images if set(record.releases) & own]
-    assert {r for record in mine for r in record.releases} >= {"astrago", "gpu-process-exporter"}, [m.image for m in mine]
-    off = [f"{record.image} ({', '.join(record.releases)})" for record in mine if not record.site]
-    assert not off, f"images of our own charts that ignore {REGISTRY}: {off}"
-    core = next(record for record in mine if "/astrago/core:" in record.image)
-    assert core.image.startswith(f"{REGISTRY}/astrago/core:core-stage-") and core.source == core.image.replace(REGISTRY, "docker.io"), core
+def test_an_image_whose_tag_nothing_gives_fails_naming_the_chart_and_field(project: Path, charts: Path) -> None:
+    declarations = project / "catalog" / "runtime-images.yaml"
+    kept = declarations.read_text()
+    declarations.write_text("charts: {}\n")
+    try:
+        with pytest.raises(InputError) as refused:
+            collect("stage", project, str(charts))
+    finally:
+        declarations.write_text(kept)
+    assert ("release 'gpu-operator': chart 'gpu-operator': ClusterPolicy cluster-policy spec.validator names image "
+            "nvcr.io/nvidia/cloud-native/gpu-operator-validator (version is not given)") in str(refused.value), str(refused.value)
 
 
-def test_external_images_are_flagged_not_mirrored_with_where_they_must_go(site_lock: ImagesLock) -> None:
-    records = {record.image: record for record in site_lock.images}
-    standin = records[STANDIN_IMAGE]
-    assert not standin.site and standin.mirror_as == f"{REGISTRY}/standin:1.0" and standin.rewritten, standin
-    for image in [*RENDERED, HOOK, *FROM_VALUES]:
-        assert not records[image].site and records[image].mirror_as, records[image]
-    assert records["grafana/grafana:11.1.0"].mirror_as == f"{REGISTRY}/grafana/grafana:11.1.0"
+def test_with_the_offline_registry_the_lock_holds_the_source_references(project: Path, charts: Path, site_lock: ImagesLock, stage_lock: ImagesLock) -> None:
+    """The charts are rendered without the registry: the lock names what the bundle fetches; the post-render moves and pins it."""
+    assert site_lock.registry == REGISTRY
+    assert [i.reference for i in site_lock.images] == [i.reference for i in stage_lock.images]
+    assert not any(i.reference.startswith(REGISTRY) for i in site_lock.images)
+    core = next(i for i in site_lock.images if "/astrago/core:" in i.reference)
+    assert site_lock.site_reference(core) == core.reference.replace("docker.io", REGISTRY)
     warnings = site_lock.warnings()
-    for image in [STANDIN_IMAGE, HOOK, *FROM_VALUES]:
-        assert any(line.startswith(f"warning: {image} (") for line in warnings), f"no warning for {image}: {warnings}"
-    assert any(HOOK in line and "Helm hook" in line for line in warnings)
-    assert len(warnings) == len(site_lock.off_site())
+    hooks = [i.reference for i in site_lock.images if i.in_hooks]
+    assert hooks and all(any(line.startswith(f"warning: {h} (") and "Helm hooks" in line for line in warnings) for h in hooks), warnings
+    assert warnings[-1].startswith(f"note: {len(site_lock.images)} image(s) have no digest yet")
 
 
-def test_the_command_writes_a_sorted_lock_and_prints_one_warning_per_unmirrored_image(project: Path, charts: Path, tmp_path: Path) -> None:
+def test_the_command_writes_a_sorted_lock_and_keeps_recorded_digests(project: Path, charts: Path, tmp_path: Path) -> None:
     out = tmp_path / "site.lock.yaml"
-    result = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "commands.images", "--stack", "site", "--charts-dir", str(charts), "--out", str(out)],
-                            cwd=project, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    command = [str(ROOT / ".venv" / "bin" / "python"), "-m", "commands.images", "--stack", "site", "--charts-dir", str(charts), "--out", str(out)]
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    result = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr
-    lock = yaml.safe_load(out.read_text())
-    assert lock["stack"] == "site" and lock["registry"] == REGISTRY
-    images = [entry["image"] for entry in lock["images"]]
-    assert images == sorted(set(images)), "sorted, each image once"
-    assert all(entry["releases"] == sorted(set(entry["releases"])) for entry in lock["images"])
-    off_site = [entry["image"] for entry in lock["images"] if not entry["siteRegistry"]]
-    warned = [line for line in result.stdout.splitlines() if line.startswith("warning: ")]
-    assert off_site and len(warned) == len(off_site) and all(any(line.startswith(f"warning: {i} (") for line in warned) for i in off_site), result.stdout
+    lock = load_images_lock(out)
+    assert lock.stack == "site" and lock.registry == REGISTRY
+    references = [i.reference for i in lock.images]
+    assert references == sorted(set(references)), "sorted, each image once"
+    assert all(list(i.releases) == sorted(set(i.releases)) for i in lock.images)
     assert MASK not in out.read_text() and "Zq8" not in out.read_text()
     assert not lock_path(project, "site").exists(), "--out is where the lock goes"
+    # `make bundle` records digests; running `make images` again keeps them.
+    fetched = lock.with_fetched(STANDIN_IMAGE, digest=DIGEST, size=1234, platforms=("linux/amd64",))
+    write_images_lock(fetched, out)
+    again = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode == 0, again.stderr
+    kept = load_images_lock(out).by_reference()[STANDIN_IMAGE]
+    assert kept == LockedImage(STANDIN_IMAGE, kept.releases, kept.found_in, False, DIGEST, 1234, ("linux/amd64",)), kept
+    assert "(1 with a digest)" in again.stdout, again.stdout
 
 
 def test_the_same_inputs_give_the_same_lock(project: Path, charts: Path, site_lock: ImagesLock) -> None:

@@ -17,6 +17,9 @@ import yaml
 from pulumi_policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
 from pulumi_policy.deserialize import deserialize_properties
 
+from cli.helm import show_chart, template
+from model.images import RuntimeImage, load_runtime_declarations, runtime_images
+from model.manifest import parse_manifest
 from policy import policies, rules
 from tests.conftest import ROOT, TEST_SECRETS, RunProgram
 
@@ -107,67 +110,49 @@ def test_charts_from_anywhere_else_are_refused(chart: str, repo: dict[str, str] 
     assert any(expected in p for p in problems), problems
 
 
-# --- rule 2: prod image tags --------------------------------------------------------------------
+# --- rule 2: prod image tags, on rendered objects ------------------------------------------------
 
-def test_latest_untagged_and_dev_tags_are_found_in_every_image_shape() -> None:
-    values = {
-        "core": {"image": {"repository": "astrago/core", "tag": "latest"}},
-        "batch": {"image": {"repository": "astrago/batch", "tag": "batch-dev-1a2b3c4"}},
-        "sidecar": {"image": "docker.io/library/busybox"},
-        "proxy": {"image": "registry.example.invalid:5000/nginx:1.27"},
-        "pinned": {"image": "docker.io/library/busybox@sha256:" + "0" * 64},
-        "exporter": {"repository": "astrago/exporter", "tag": "LATEST"},
-        "agent": {"imageTag": "dev-branch-dev-1"},
-        "job": {"image": {"repository": "astrago/job", "tag": "1.2.3"}},
-        "chartDefault": {"image": {"repository": "astrago/x"}},
-    }
-    assert rules.image_tag_problems(values) == [
-        "core.image.tag is `latest`; pin a release tag",
-        "batch.image.tag is dev build 'batch-dev-1a2b3c4'; prod runs release builds",
-        "sidecar.image has no tag, so it pulls `latest`; pin a release tag",
-        "exporter.tag is `latest`; pin a release tag",
-        "agent.imageTag is dev build 'dev-branch-dev-1'; prod runs release builds",
+def pod(name: str, *images: str, limits: dict[str, str] | None = None) -> dict[str, Any]:
+    containers = [{"name": f"c{i}", "image": image, **({"resources": {"limits": limits}} if limits is not None else {})} for i, image in enumerate(images)]
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}, "spec": {"template": {"spec": {"containers": containers}}}}
+
+
+def test_latest_untagged_and_dev_tags_are_found_wherever_the_objects_name_images() -> None:
+    objects = [
+        pod("core", "docker.io/astrago/core:latest", "docker.io/astrago/batch:batch-dev-1a2b3c4", "docker.io/library/busybox",
+            "registry.example.invalid:5000/nginx:1.27", "docker.io/library/busybox@sha256:" + "0" * 64),
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"agent": "image: quay.io/astrago/agent:agent-dev-1"}},
+        {"apiVersion": "example.com/v1", "kind": "Exporter", "metadata": {"name": "x"}, "spec": {"repository": "quay.io/astrago/exporter", "tag": "latest"}},
+    ]
+    assert rules.image_tag_problems(objects, "astrago") == [
+        "Deployment core spec.template.spec.containers[0].image is docker.io/astrago/core:latest: `latest` (or no tag); pin a release tag",
+        "Deployment core spec.template.spec.containers[1].image is dev build 'batch-dev-1a2b3c4'; prod runs release builds",
+        "Deployment core spec.template.spec.containers[2].image is docker.io/library/busybox:latest: `latest` (or no tag); pin a release tag",
+        "ConfigMap cfg data.agent is dev build 'agent-dev-1'; prod runs release builds",
+        "Exporter x spec is quay.io/astrago/exporter:latest: `latest` (or no tag); pin a release tag",
     ]
 
 
-def test_disabled_components_are_not_held_against_prod() -> None:
-    values = {"experiment": {"enabled": False, "image": {"tag": "experiment-dev-0000000"}},
-              "extras": {"enabled": False, "worker": {"image": "busybox:latest"}}}
-    assert rules.image_tag_problems(values) == []
+def test_an_image_whose_tag_the_software_fills_in_needs_its_declaration() -> None:
+    policy = {"apiVersion": "nvidia.com/v1", "kind": "ClusterPolicy", "metadata": {"name": "cluster-policy"},
+              "spec": {"validator": {"repository": "nvcr.io/nvidia/cloud-native", "image": "gpu-operator-validator"}}}
+    [problem] = rules.image_tag_problems([policy], "gpu-operator")
+    assert "spec.validator names image nvcr.io/nvidia/cloud-native/gpu-operator-validator" in problem
+    declared = (RuntimeImage("nvcr.io/nvidia/cloud-native/gpu-operator-validator:v24.9.0", "the operator's version"),)
+    assert rules.image_tag_problems([policy], "gpu-operator", declared) == []
 
 
-def test_our_charts_defaults_count_for_tags_and_limits() -> None:
-    values, own = rules.effective_values({"core": {"image": {"tag": "core-prod-8d2e4b1"}}}, "charts/own/astrago", ROOT)
-    assert own
-    problems = rules.image_tag_problems(values)
-    # The defaults the stack did not override are dev builds; the disabled experiment is skipped.
-    assert [p.split(" ")[0] for p in problems] == ["batch.image.tag", "monitor.image.tag", "frontend.image.tag"]
-    external, own = rules.effective_values({"image": {"tag": "v1"}}, "charts/external/harbor-1.16.2.tgz", ROOT)
-    assert not own and external == {"image": {"tag": "v1"}}
+# --- rule 3: prod resource limits, on rendered containers ----------------------------------------
 
-
-# --- rule 3: prod resource limits ---------------------------------------------------------------
-
-def test_every_enabled_workload_of_our_charts_needs_cpu_and_memory_limits() -> None:
-    values, _ = rules.effective_values({
-        "frontend": {"resources": {"limits": {"memory": ""}}},
-        "proxy": {"resources": {"limits": {"cpu": None}}},
-        "mariadb": {"resources": "none"},
-        "experiment": {"resources": {"limits": {}}},
-    }, "charts/own/astrago", ROOT)
-    # A null removes the chart's default, as Helm's null does; the disabled experiment is skipped.
-    assert rules.limits_problems(values) == [
-        "frontend has no memory limit; set frontend.resources.limits.memory",
-        "proxy has no cpu limit; set proxy.resources.limits.cpu",
-        "mariadb has no cpu or memory limit; set mariadb.resources.limits.cpu",
-    ]
-
-
-def test_a_chart_whose_workload_is_at_the_top_level() -> None:
-    values, _ = rules.effective_values({"resources": {"limits": {"cpu": "1"}}}, "charts/own/gpu-process-exporter", ROOT)
-    assert rules.limits_problems(values) == []
-    assert rules.limits_problems({"image": {"tag": "1"}, "resources": {}}) == [
-        "the chart's workload (top level) has no cpu or memory limit; set resources.limits.cpu"
+def test_every_rendered_container_needs_cpu_and_memory_limits() -> None:
+    job = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "exporter", "namespace": "gpu-operator"},
+           "spec": {"jobTemplate": {"spec": {"template": {"spec": {"initContainers": [{"name": "init", "image": "x:1", "resources": {"limits": {"cpu": "1"}}}],
+                                                                  "containers": [{"name": "main", "image": "x:1", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}}}}}}
+    objects = [pod("ok", "x:1", limits={"cpu": "1", "memory": "1Gi"}), pod("frontend", "x:1", limits={"memory": ""}), pod("bare", "x:1"), job]
+    assert rules.limits_problems(objects) == [
+        "Deployment frontend spec.template.spec.containers[0] (c0) has no cpu or memory limit; set its resources.limits.cpu in the release's values",
+        "Deployment bare spec.template.spec.containers[0] (c0) has no cpu or memory limit; set its resources.limits.cpu in the release's values",
+        "CronJob gpu-operator/exporter spec.jobTemplate.spec.template.spec.initContainers[0] (init) has no memory limit; set its resources.limits.memory in the release's values",
     ]
 
 
@@ -214,17 +199,29 @@ def test_a_violation_names_the_release_the_resource_and_the_rule(project: Path) 
     assert message.startswith(f"release 'astrago' ({urn}) breaks rule charts-from-this-repo: chart 'oci://")
 
 
-def test_prod_rules_apply_to_prod_only(project: Path) -> None:
+def test_prod_rules_apply_to_prod_only_and_read_what_helm_renders(project: Path) -> None:
+    """The glue renders the Release's chart with its values through the pinned helm: our chart's dev-tag defaults count."""
     write_stack(project, "site-a", {"inherits": "prod"})
     write_stack(project, "prod", {})
-    props = {"name": "astrago", "chart": "charts/own/astrago", "values": {"frontend": {"resources": {"limits": {"cpu": ""}}}}}
+    props = {"name": "astrago", "namespace": "astrago", "chart": "charts/own/astrago",
+             "values": {"core": {"image": {"tag": "core-prod-8d2e4b1"}}, "frontend": {"resources": {"limits": {"cpu": None}}}}}
     assert validate(policies.check_prod_image_tags, props, stack="dev") == []
     assert validate(policies.check_prod_limits, props, stack="dev") == []
     for stack in ("prod", "site-a"):
         tags = validate(policies.check_prod_image_tags, props, stack=stack)
-        assert len(tags) == 4 and all("breaks rule prod-pinned-image-tags" in m for m, _ in tags)
+        assert tags and all("breaks rule prod-pinned-image-tags" in m for m, _ in tags)
+        dev_builds = sorted(m.split("is dev build ")[1].split(";")[0] for m, _ in tags)
+        # The defaults the stack did not override are dev builds; the disabled experiment renders nothing.
+        assert dev_builds == ["'batch-dev-0000000'", "'frontend-dev-0000000'", "'monitor-dev-0000000'"], tags
         [(limits, _)] = validate(policies.check_prod_limits, props, stack=stack)
-        assert limits.endswith("breaks rule prod-resource-limits: frontend has no cpu limit; set frontend.resources.limits.cpu")
+        assert "breaks rule prod-resource-limits: Deployment astrago-frontend" in limits and "has no cpu limit" in limits, limits
+
+
+def test_a_release_that_does_not_render_is_a_violation_naming_helms_reason(project: Path) -> None:
+    write_stack(project, "prod", {})
+    props = {"name": "astrago", "namespace": "astrago", "chart": "charts/own/astrago", "values": {"proxy": {"service": {"nodePort": 80}}}}
+    [(message, _)] = validate(policies.check_prod_image_tags, props, stack="prod")
+    assert "the release cannot be rendered" in message and "nodePort" in message, message
 
 
 def test_limits_of_a_third_party_chart_are_not_applicable(project: Path) -> None:
@@ -268,7 +265,10 @@ def test_every_committed_stack_passes_every_rule(stack: str, run_program: RunPro
         assert rules.chart_source_problems(inputs["chart"], inputs.get("repositoryOpts"), stack_facts) == [], release.name
         assert rules.plain_secret_problems(values, catalog.get(inputs["name"], frozenset())) == [], release.name
         if stack == "prod":
-            effective, own = rules.effective_values(values, inputs["chart"], ROOT)
-            assert rules.image_tag_problems(effective) == [], release.name
-            if own:
-                assert rules.limits_problems(effective) == [], release.name
+            text = template(inputs["name"], inputs["chart"], inputs["namespace"], yaml.safe_dump(values), 120, cwd=ROOT)
+            objects = list(parse_manifest(text).values())
+            chart = stack_facts.charts.get(inputs["name"]) or rules.load_facts.__wrapped__(ROOT, "astrago-deploy", stack).charts[inputs["name"]]
+            declared = runtime_images(load_runtime_declarations(ROOT), chart, show_chart(inputs["chart"], 60, cwd=ROOT))
+            assert rules.image_tag_problems(objects, chart, declared) == [], release.name
+            if rules.own_chart(inputs["chart"], ROOT):
+                assert rules.limits_problems(objects) == [], release.name

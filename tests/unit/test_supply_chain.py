@@ -9,8 +9,9 @@ import pytest
 
 from cli.helm_pull import _index_digest
 from commands.bundle import parse_sums, site_platforms
-from commands.bundle_images import LockedImage, load_mirrors, read_lock, site_reference, write_lock
+from commands.bundle_images import load_mirrors, site_reference
 from model.errors import InputError
+from model.images_lock import ImagesLock, LockedImage, load_images_lock, write_images_lock
 from model.oci_layout import Descriptor, add_blob, check_layout, init_layout, write_index
 from model.signing import generate, load_private, load_public, sign, verify
 
@@ -76,10 +77,14 @@ def test_mirrors_map_registries_like_containerd(tmp_path: Path) -> None:
 
 
 def test_the_site_reference_is_the_post_renders_rewrite(tmp_path: Path) -> None:
-    image = LockedImage("docker.io/goharbor/harbor-core:v2.11.1", ("harbor",), "sha256:" + "a" * 64, 10, ("linux/amd64",))
+    image = LockedImage("docker.io/goharbor/harbor-core:v2.11.1", ("harbor",), digest="sha256:" + "a" * 64, size=10, platforms=("linux/amd64",),
+                        source_digest="sha256:" + "b" * 64)
     assert site_reference(image, "site.local:5000") == "site.local:5000/goharbor/harbor-core:v2.11.1"
-    write_lock(tmp_path / "s.lock.yaml", "s", "site.local:5000", ("linux/amd64",), [image])
-    assert read_lock(tmp_path / "s.lock.yaml") == [image]
+    assert site_reference(image, "site.local:5000/astrago") == "site.local:5000/astrago/goharbor/harbor-core:v2.11.1"
+    lock = ImagesLock("s", "site.local:5000", (image,))
+    assert lock.site_reference(image).startswith(site_reference(image, "site.local:5000")), "the post-render's move, same name and tag"
+    write_images_lock(lock, tmp_path / "s.lock.yaml")
+    assert load_images_lock(tmp_path / "s.lock.yaml").images == (image,)
 
 
 def test_an_all_digit_index_digest_stays_a_string_and_a_missing_one_is_refused(tmp_path: Path) -> None:
