@@ -6,7 +6,7 @@ the chart the program installs, and its kustomize patches applied; the
 images are read from those objects only (model/images.py says where and how
 a string counts as an image), plus the images the chart's software starts at
 run time, declared once per chart in catalog/runtime-images.yaml, and those
-its Chart.yaml lists (`artifacthub.io/images`) under a name nothing rendered.
+its Chart.yaml lists (`artifacthub.io/images`, bitnami's `images`) under a name nothing rendered.
 Helm hooks count, and so do chart tests (`helm test` starts them at a site).
 
 With `astrago-deploy:offline.registry` set, the charts are rendered without

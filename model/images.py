@@ -49,6 +49,8 @@ from model.errors import InputError
 from model.schema import check
 
 RUNTIME_IMAGES = Path("catalog/runtime-images.yaml")
+# In a `replaces` declaration: the tag the rendered field names.
+TAG_PLACEHOLDER = "{tag}"
 CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 DOCKER_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")
 HOOK_ANNOTATION = "helm.sh/hook"
@@ -321,7 +323,8 @@ class RuntimeImage:
     """In full form, placeholders filled."""
     why: str
     replaces: bool = False
-    """The software runs this instead of the tag a rendered field names for the same image (gpu-operator appends the node's OS to the driver version)."""
+    """The software runs this instead of what a rendered field names for the same image; `{tag}` in reference is that field's tag
+    (gpu-operator runs spec.driver's `<version>-<node OS>`). Listed only where a field names the image."""
 
 
 @dataclass(frozen=True)
@@ -355,11 +358,11 @@ def release_images(objects: Sequence[Mapping[str, Any]], chart: str, declared: t
     by_name: dict[str, str] = {}
     replacing: dict[str, str] = {}
     for image in declared:
-        parsed = parse_reference(image.reference)
-        if parsed:
+        parsed = parse_reference(image.reference.replace(TAG_PLACEHOLDER, "tag"))
+        if parsed and image.replaces:
+            replacing.setdefault(parsed.name, image.reference)
+        elif parsed:
             by_name.setdefault(parsed.name, image.reference)
-            if image.replaces:
-                replacing.setdefault(parsed.name, image.reference)
     uses: list[ImageUse] = []
     problems: list[str] = []
     for obj in objects:
@@ -367,7 +370,7 @@ def release_images(objects: Sequence[Mapping[str, Any]], chart: str, declared: t
         for field in image_fields(obj):
             where = f"{object_text(obj)} {field.path_text()}"
             if field.reference is not None and field.reference.name in replacing:
-                uses.append(ImageUse(replacing[field.reference.name], where, hook, declared=True))
+                uses.append(ImageUse(canonical(replacing[field.reference.name].replace(TAG_PLACEHOLDER, field.reference.tag or "latest")), where, hook, declared=True))
                 continue
             if field.reference is not None:
                 uses.append(ImageUse(str(field.reference), where, hook))
@@ -378,12 +381,12 @@ def release_images(objects: Sequence[Mapping[str, Any]], chart: str, declared: t
             else:
                 problems.append(f"chart {chart!r}: {where} names image {field.unknown} whose tag the chart leaves to its software at run time; "
                                 f"declare the image it starts under `{chart}:` in {declarations}")
-    uses.extend(ImageUse(image.reference, f"{declarations} ({chart}): {image.why}", declared=True) for image in declared)
+    uses.extend(ImageUse(image.reference, f"{declarations} ({chart}): {image.why}", declared=True) for image in declared if not image.replaces)
     return uses, problems
 
 
 def runtime_images(data: Any, chart: str, chart_meta: Mapping[str, Any], where: str = "catalog/runtime-images.yaml") -> tuple[RuntimeImage, ...]:
-    """A chart's declared runtime images, `{appVersion}` and `{version}` filled from its Chart.yaml.
+    """A chart's declared runtime images, `{appVersion}` (else the chart's version) and `{version}` filled from its Chart.yaml.
 
     data is the file's content, already checked against its schema.
     """
@@ -391,20 +394,27 @@ def runtime_images(data: Any, chart: str, chart_meta: Mapping[str, Any], where: 
     out = []
     for index, entry in enumerate(entries):
         text = str(entry["reference"])
-        for key in ("appVersion", "version"):
-            text = text.replace("{" + key + "}", str(chart_meta.get(key) or ""))
-        reference = parse_reference(text)
-        if reference is None or not REFERENCE.match(text):
+        # Without an appVersion Helm's .Chart.AppVersion is empty; the chart's own version is the one fact left.
+        fills = {"appVersion": chart_meta.get("appVersion") or chart_meta.get("version"), "version": chart_meta.get("version")}
+        for key, value in fills.items():
+            text = text.replace("{" + key + "}", str(value or ""))
+        replaces = bool(entry.get("replaces", False))
+        if TAG_PLACEHOLDER in text and not replaces:
+            raise ValueError(f"{where}: charts.{chart}[{index}].reference uses {TAG_PLACEHOLDER}, which only a `replaces: true` declaration has (the rendered field's tag)")
+        probe = text.replace(TAG_PLACEHOLDER, "tag")
+        reference = parse_reference(probe)
+        if reference is None or not REFERENCE.match(probe):
             raise ValueError(f"{where}: charts.{chart}[{index}].reference {entry['reference']!r} gives {text!r}, which is not an image reference (registry/path:tag)")
-        out.append(RuntimeImage(str(reference), str(entry["why"]), bool(entry.get("replaces", False))))
+        out.append(RuntimeImage(text if replaces else str(reference), str(entry["why"]), replaces))
     return tuple(out)
 
 
-CHART_IMAGE_ANNOTATIONS = ("artifacthub.io/images", "helm.sh/images")
+# Artifact Hub's key, Helm's proposed one, and bitnami's (its charts write `annotations.images`).
+CHART_IMAGE_ANNOTATIONS = ("artifacthub.io/images", "helm.sh/images", "images")
 
 
 def annotation_images(chart_meta: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(reference in full form, annotation) of the images a Chart.yaml lists in its `artifacthub.io/images` / `helm.sh/images` annotation.
+    """(reference in full form, annotation) of the images a Chart.yaml lists in its `artifacthub.io/images` / `helm.sh/images` / `images` annotation.
 
     The annotation is a YAML list of `{name, image}` maps (Artifact Hub's
     format) or of plain references; entries that are no reference are skipped.

@@ -126,7 +126,7 @@ class ImagesLock:
                  for i in self.images if i.in_hooks]
         unfetched = [i.reference for i in self.images if not i.digest]
         if unfetched:
-            lines.append(f"note: {len(unfetched)} image(s) have no digest yet; `make bundle STACK={self.stack}` fetches them and records it "
+            lines.append(f"warning: {len(unfetched)} image(s) have no digest yet; `make bundle STACK={self.stack}` fetches them and records it "
                          "(preview refuses a stack with offline.registry until every image has one)")
         return lines
 

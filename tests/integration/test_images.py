@@ -23,12 +23,14 @@ import pytest
 import yaml
 
 from commands.charts import sync
-from commands.images import collect
+from commands.images import collect, release_image_uses
 from commands.values import resolve_stack
 from model.errors import InputError
+from model.images import canonical, load_runtime_declarations
 from model.images_lock import ImagesLock, LockedImage, load_images_lock, lock_path, write_images_lock
 from model.values import MASK
 from tests.chart_repo import index, package, serve, write_standin
+from tests.standin_charts import build_realistic_charts_dir, realistic_images
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = "registry.site.local:5000"
@@ -306,7 +308,7 @@ def test_with_the_offline_registry_the_lock_holds_the_source_references(project:
     warnings = site_lock.warnings()
     hooks = [i.reference for i in site_lock.images if i.in_hooks]
     assert hooks and all(any(line.startswith(f"warning: {h} (") and "Helm hooks" in line for line in warnings) for h in hooks), warnings
-    assert warnings[-1].startswith(f"note: {len(site_lock.images)} image(s) have no digest yet")
+    assert warnings[-1].startswith(f"warning: {len(site_lock.images)} image(s) have no digest yet")
 
 
 def test_the_command_writes_a_sorted_lock_and_keeps_recorded_digests(project: Path, charts: Path, tmp_path: Path) -> None:
@@ -353,3 +355,47 @@ def _no_lock_in_the_checkout() -> Iterator[None]:
     yield
     after = sorted((ROOT / "images").glob("*")) if (ROOT / "images").is_dir() else []
     assert after == before
+
+
+# --- the realistic stand-ins (tests/realistic_charts) ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def realistic_charts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_realistic_charts_dir(tmp_path_factory.mktemp("realistic"))
+
+
+# Listed though the chart's defaults do not start them: the ClusterPolicy enables these operands, and only the operator
+# knows that spec.sandboxWorkloads.enabled (false) gates them. Listing more is safe (the bundle carries them); less is not.
+# keycloak's Chart.yaml `images` annotation (bitnami's) names the config CLI, whose hook Job the defaults switch off.
+OVER_LISTED = {"gpu-operator": {"nvcr.io/nvidia/cloud-native/vgpu-device-manager:v0.2.8", "nvcr.io/nvidia/kubevirt-gpu-device-plugin:v1.2.10"},
+               "keycloak": {"docker.io/bitnami/keycloak-config-cli:5.9.0-debian-11-r1"}}
+
+
+def test_on_the_realistic_set_every_image_the_stand_ins_start_is_listed(realistic_charts: Path) -> None:
+    """Each realistic chart rendered with its defaults, as `make images` reads a release: exactly the images its `.images` file says it starts."""
+    deployment = resolve_stack("stage", charts_dir=str(realistic_charts))
+    declarations = load_runtime_declarations(ROOT)
+    expected = realistic_images()
+    seen = set()
+    for release in deployment.releases.values():
+        if release.source == "local":
+            continue
+        seen.add(release.chart_name)
+        listed = {use.reference for use in release_image_uses(release, {}, ROOT, declarations, 120)}
+        wanted = {canonical(ref) for ref in expected[release.chart_name]}
+        assert not wanted - listed, f"{release.chart_name}: missing {sorted(wanted - listed)}"
+        assert listed - wanted == OVER_LISTED.get(release.chart_name, set()), f"{release.chart_name}: listed beyond what it starts: {sorted(listed - wanted)}"
+    assert seen == set(expected), "every realistic chart is a release of stage"
+
+
+def test_make_images_on_the_realistic_set_with_stage_values(realistic_charts: Path) -> None:
+    """The stage stack over the realistic charts: the images its values start, with where each is named."""
+    lock = collect("stage", ROOT, str(realistic_charts))
+    records = lock.by_reference()
+    reloader = records["quay.io/prometheus-operator/prometheus-config-reloader:v0.75.2"]
+    assert reloader.releases == ("prometheus",) and any("args" in w for w in reloader.found_in), reloader
+    validator = records["nvcr.io/nvidia/cloud-native/gpu-operator-validator:v24.9.0"]
+    assert "gpu-operator: ClusterPolicy cluster-policy spec.validator" in validator.found_in, validator
+    # values/gpu-operator.yaml: the drivers are on the hosts, so no driver image (nor its OS-suffixed tag) is listed.
+    assert not [r for r in records if r.startswith("nvcr.io/nvidia/driver:")], sorted(records)
+    assert records["docker.io/bitnami/keycloak-config-cli:5.9.0-debian-11-r1"].in_hooks, "values/keycloak.yaml enables the config CLI hook"

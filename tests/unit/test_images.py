@@ -155,8 +155,9 @@ def test_chart_annotations_list_images() -> None:
 
 def test_runtime_declarations_are_schema_checked_and_fill_the_chart_version(tmp_path: Path) -> None:
     data = load_runtime_declarations(ROOT)
-    [validator] = runtime_images(data, "gpu-operator", {"appVersion": "v24.9.0", "version": "v24.9.0"})
-    assert validator.reference == "nvcr.io/nvidia/cloud-native/gpu-operator-validator:v24.9.0"
+    validator, driver = runtime_images(data, "gpu-operator", {"appVersion": "v24.9.0", "version": "v24.9.0"})
+    assert validator.reference == "nvcr.io/nvidia/cloud-native/gpu-operator-validator:v24.9.0" and not validator.replaces
+    assert driver.reference == "nvcr.io/nvidia/driver:{tag}-ubuntu22.04" and driver.replaces
     (tmp_path / "catalog").mkdir()
     (tmp_path / "catalog" / "runtime-images.yaml").write_text(yaml.safe_dump({"charts": {"x": [{"reference": "quay.io/a:1"}]}}))
     with pytest.raises(InputError, match=r"catalog/runtime-images.yaml: charts.x.0: 'why' is a required property"):
@@ -245,7 +246,7 @@ def test_a_replacing_declaration_names_the_tag_the_software_runs_and_the_pin_fin
     """gpu-operator appends the node's OS to spec.driver.version: the declared image is what runs, and what the site pins."""
     policy = copy.deepcopy(CLUSTER_POLICY)
     policy["spec"]["driver"]["enabled"] = True
-    declared = (RuntimeImage("nvcr.io/nvidia/driver:550.127.05-ubuntu22.04", "the operator appends the node's OS", replaces=True),
+    declared = (RuntimeImage("nvcr.io/nvidia/driver:{tag}-ubuntu22.04", "the operator appends the node's OS", replaces=True),
                 RuntimeImage("nvcr.io/nvidia/cloud-native/gpu-operator-validator:v24.9.0", "the operator's own version"))
     uses, problems = release_images([policy], "gpu-operator", declared)
     assert problems == []
