@@ -418,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     make.add_argument("--signing-key", help="Ed25519 private key (PEM) that signs the bundle (make bundle-key)")
     make.add_argument("--mirrors", help="YAML file mapping upstream registries to mirrors (README: the offline bundle)")
     make.add_argument("--reuse", action="append", default=[], help="a previous bundle's unpacked folder or image layout: its images are not fetched again")
+    make.add_argument("--root", default=str(ROOT), help="the project whose stack files, catalog and values are bundled (default: this checkout)")
     take = sub.add_parser("unpack", help="verify a bundle and lay it out in a new folder")
     take.add_argument("--bundle", required=True)
     take.add_argument("--into", help="new or empty folder (default: the bundle's path without .tar/.tar.gz)")
@@ -444,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bundle-key: {private} (private, mode 0600: keep it out of the repository) and {private}.pub (give it to the sites); key {fingerprint}")
             return 0
         if args.command == "create":
-            created = create(args.stack, Path(args.out), charts_dir=args.charts_dir, signing_key=Path(args.signing_key) if args.signing_key else None,
+            created = create(args.stack, Path(args.out), Path(args.root), charts_dir=args.charts_dir, signing_key=Path(args.signing_key) if args.signing_key else None,
                              mirrors=Path(args.mirrors) if args.mirrors else None, reuse=[Path(p) for p in args.reuse])
             for line in created.image_warnings:
                 print(line)

@@ -210,3 +210,26 @@ def push_oci(charts: list[tuple[str, str]], registry_host: str, project: str, sc
         subprocess.run([str(require_helm()), "push", str(archive), repository, "--plain-http"], capture_output=True, text=True, timeout=60, check=True)
     shutil.rmtree(sources)
     return repository
+
+
+def build_realistic_repo(folder: Path, names: list[str], url: str) -> None:
+    """The realistic stand-ins (tests/realistic_charts) of the named charts, packaged into folder and indexed for url."""
+    from tests.standin_charts import realistic_chart_archive, realistic_chart_version
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / f"{name}-{realistic_chart_version(name)}.tgz").write_bytes(realistic_chart_archive(name))
+    index(folder, url)
+
+
+def push_realistic_oci(names: list[str], registry_host: str, project: str, scratch: Path) -> str:
+    """The realistic stand-ins of the named charts, `helm push`ed to oci://registry_host/project (plain HTTP); return that repository."""
+    from tests.standin_charts import realistic_chart_archive, realistic_chart_version
+
+    repository = f"oci://{registry_host}/{project}"
+    scratch.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        archive = scratch / f"{name}-{realistic_chart_version(name)}.tgz"
+        archive.write_bytes(realistic_chart_archive(name))
+        subprocess.run([str(require_helm()), "push", str(archive), repository, "--plain-http"], capture_output=True, text=True, timeout=60, check=True)
+    return repository

@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CRANE = ROOT / ".tools" / "bin" / "crane"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-# Published for three platforms by publish_stack_images: the bundle keeps the site's.
-MULTI_ARCH = "docker.io/goharbor/harbor-core:v2.11.1"
+# Images published for three platforms by publish_stack_images (the bundle keeps the site's): harbor's core.
+MULTI_ARCH = "/goharbor/harbor-core:"
 
 
 def require_crane() -> Path:
@@ -72,10 +72,10 @@ class Registry:
 
 
 @contextmanager
-def serve_registry(disk: Path) -> Iterator[Registry]:
-    """`crane registry serve` on a free 127.0.0.1 port, blobs on disk, stopped (and its port closed) when the block ends."""
+def serve_registry(disk: Path, port: int | None = None) -> Iterator[Registry]:
+    """`crane registry serve` on 127.0.0.1 (a free port unless given), blobs on disk, stopped when the block ends."""
     disk.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     log = (disk.parent / f"{disk.name}.log").open("wb")
     process = subprocess.Popen([str(require_crane()), "registry", "serve", "--address", f"127.0.0.1:{port}", "--disk", str(disk)],
                                stdout=log, stderr=subprocess.STDOUT)
@@ -232,7 +232,7 @@ def flaky_proxy(proxy: FlakyProxy) -> Iterator[FlakyProxy]:
         thread.join(timeout=10)
 
 
-def publish_stack_images(stack: str, charts: Path, registry_host: str, mirrors: Path, multi_arch: tuple[str, ...] = (MULTI_ARCH,),
+def publish_stack_images(stack: str, charts: Path, registry_host: str, mirrors: Path, multi_arch: str = MULTI_ARCH,
                          root: Path = ROOT) -> dict[str, str]:
     """Every image the stack renders, assembled and pushed under <registry>/<upstream registry>/<path>; the mirrors file mapping each upstream there."""
     references = sorted({r.reference for r in collect(stack, root, str(charts)).images})
@@ -243,7 +243,7 @@ def publish_stack_images(stack: str, charts: Path, registry_host: str, mirrors: 
         assert parsed is not None and not parsed.digest, reference
         domain, path = parsed.domain, f"{parsed.path}:{parsed.tag}"
         domains.add(domain)
-        platforms = ("linux/amd64", "linux/arm64", "linux/s390x") if reference in multi_arch else ("linux/amd64",)
+        platforms = ("linux/amd64", "linux/arm64", "linux/s390x") if multi_arch in reference else ("linux/amd64",)
         digests[reference] = publish_image(registry_host, f"{domain}/{path}", platforms)
     mirrors.write_text(yaml.safe_dump({"mirrors": {domain: {"endpoint": f"{registry_host}/{domain}"} for domain in sorted(domains)}}))
     return digests
