@@ -88,7 +88,8 @@ def _helm_env(home: Path, access: Access) -> dict[str, str]:
 
 def _run(command: list[str], deadline: Deadline, env: dict[str, str], where: str, stdin: str | None = None) -> str:
     try:
-        return run(command, deadline.left(), env=env, stdin=stdin).stdout
+        done = run(command, deadline.left(), env=env, stdin=stdin)
+        return done.stdout + done.stderr  # helm reports pulls (Pulled:, Digest:, Signed by:) on stderr
     except ToolError as error:
         text = str(error)
         if "did not finish within" in text:

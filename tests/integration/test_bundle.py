@@ -211,7 +211,7 @@ def test_make_unbundle_prints_the_sha256_and_refuses_a_wrong_one(world: World, t
     make = ["make", "--no-print-directory", "unbundle", f"BUNDLE={world.bundle}", f"INTO={tmp_path / 'site'}", f"TRUSTED_KEY={world.public}"]
     wrong = subprocess.run([*make, f"SHA256={'0' * 64}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     digest = hashlib.sha256(world.bundle.read_bytes()).hexdigest()
-    assert wrong.returncode == 1 and f"bundle: sha256 {digest}" in wrong.stdout and "expected 000" in wrong.stderr, wrong.stdout + wrong.stderr
+    assert wrong.returncode != 0 and f"bundle: sha256 {digest}" in wrong.stdout and "expected 000" in wrong.stderr, wrong.stdout + wrong.stderr
     assert "Traceback" not in wrong.stderr and not (tmp_path / "site").exists()
     right = subprocess.run([*make, f"SHA256={digest}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert right.returncode == 0, right.stderr
@@ -234,13 +234,13 @@ def test_images_push_resumes_after_a_registry_that_fails_halfway(world: World, t
             flaky.fail_after_uploads = None
             said: list[str] = []
             pushed, skipped = push_images(site, proxy.host, [], None, "SITE_USER", "SITE_PASSWORD", say=said.append)
+            again = push_images(site, proxy.host, [], None, "SITE_USER", "SITE_PASSWORD", say=lambda line: None)
         assert skipped >= done_first - 1 and pushed + skipped == len(images), (pushed, skipped, done_first)
+        assert again == (0, len(images)), "idempotent: a second push sends nothing"
         for image in images:
             target = site_reference(image, proxy.host).replace(proxy.host, registry.host)
             got = subprocess.run([str(ROOT / ".tools" / "bin" / "crane"), "digest", target], capture_output=True, text=True, timeout=60)
             assert got.stdout.strip() == image.digest, (target, got.stderr)
-        again = push_images(site, proxy.host, [], None, "SITE_USER", "SITE_PASSWORD", say=lambda line: None)
-        assert again == (0, len(images)), "idempotent: a second push sends nothing"
     assert not any("s3cret-site" in request for request in flaky.requests)
 
 
