@@ -109,7 +109,8 @@ def _blob(folder: Path, data: bytes) -> dict[str, object]:
 def _image(folder: Path, name: str, platform: str, payload_bytes: int) -> dict[str, object]:
     """One image (layer, config, manifest) in folder's blobs; its manifest descriptor."""
     os_name, arch, *variant = platform.split("/")
-    content = f"{name} {platform}\n".encode() + hashlib.sha256(f"{name}{platform}".encode()).digest() * (payload_bytes // 32)
+    # Incompressible like real layers, the same bytes on every run.
+    content = f"{name} {platform}\n".encode() + hashlib.shake_256(f"{name}{platform}".encode()).digest(payload_bytes)
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as archive:
         info = tarfile.TarInfo("etc/image-name")
@@ -233,7 +234,7 @@ def flaky_proxy(proxy: FlakyProxy) -> Iterator[FlakyProxy]:
 
 
 def publish_stack_images(stack: str, charts: Path, registry_host: str, mirrors: Path, multi_arch: str = MULTI_ARCH,
-                         root: Path = ROOT) -> dict[str, str]:
+                         root: Path = ROOT, payload_bytes: int = 2048) -> dict[str, str]:
     """Every image the stack renders, assembled and pushed under <registry>/<upstream registry>/<path>; the mirrors file mapping each upstream there."""
     references = sorted({r.reference for r in collect(stack, root, str(charts)).images})
     digests: dict[str, str] = {}
@@ -244,6 +245,6 @@ def publish_stack_images(stack: str, charts: Path, registry_host: str, mirrors: 
         domain, path = parsed.domain, f"{parsed.path}:{parsed.tag}"
         domains.add(domain)
         platforms = ("linux/amd64", "linux/arm64", "linux/s390x") if multi_arch in reference else ("linux/amd64",)
-        digests[reference] = publish_image(registry_host, f"{domain}/{path}", platforms)
+        digests[reference] = publish_image(registry_host, f"{domain}/{path}", platforms, payload_bytes)
     mirrors.write_text(yaml.safe_dump({"mirrors": {domain: {"endpoint": f"{registry_host}/{domain}"} for domain in sorted(domains)}}))
     return digests
