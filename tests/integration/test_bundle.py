@@ -11,6 +11,7 @@ registry that fails halfway once.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import tarfile
@@ -59,16 +60,24 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     (scratch / "charts").mkdir()
     generate(scratch / "keys" / "signing.key", scratch / "keys" / "signing.key.pub")
     generate(scratch / "keys" / "other.key", scratch / "keys" / "other.key.pub")
-    with serve(scratch / "repo") as repo, serve_registry(scratch / "source-registry") as source:
+    # The source registry is reached through a mirror that wants credentials, from the environment.
+    os.environ["MIRROR_USER"], os.environ["MIRROR_PASSWORD"] = "prep", "m1rror-pass"
+    with serve(scratch / "repo") as repo, serve_registry(scratch / "source-registry") as source, \
+            flaky_proxy(FlakyProxy(upstream=source.host, username="prep", password="m1rror-pass")) as mirror:
         build_realistic_repo(scratch / "repo", [c["name"] for c in declared], repo.url)
         for chart in declared:
             chart["repository"] = repo.url
         (scratch / "charts" / "external.yaml").write_text(yaml.safe_dump({"charts": declared}))
         sync(scratch / "charts", None, 120)
         digests = publish_stack_images("stage", scratch / "charts", source.host, scratch / "mirrors.yaml")
+        mirrors = yaml.safe_load((scratch / "mirrors.yaml").read_text())
+        for entry in mirrors["mirrors"].values():
+            entry.update(endpoint=entry["endpoint"].replace(source.host, mirror.host), usernameEnv="MIRROR_USER", passwordEnv="MIRROR_PASSWORD")
+        (scratch / "mirrors-auth.yaml").write_text(yaml.safe_dump(mirrors))
         printed: list[str] = []
         create("stage", scratch / "made" / "stage.tar", ROOT, str(scratch / "charts"), signing_key=scratch / "keys" / "signing.key",
-               mirrors=scratch / "mirrors.yaml", say=printed.append)
+               mirrors=scratch / "mirrors-auth.yaml", say=printed.append)
+        assert mirror.requests and not any("m1rror-pass" in r for r in mirror.requests)
         # A second bundle reusing the first one's images, through a proxy that records every request the source gets.
         unpack(scratch / "made" / "stage.tar", scratch / "first", [scratch / "keys" / "signing.key.pub"], say=lambda line: None)
         with flaky_proxy(FlakyProxy(upstream=source.host)) as counting:
@@ -80,6 +89,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             create("stage", scratch / "again" / "stage.tar", ROOT, str(scratch / "charts"), signing_key=scratch / "keys" / "signing.key",
                    mirrors=scratch / "mirrors-proxy.yaml", reuse=[scratch / "first"], say=reused.append)
         port = source.port
+    for name in ("MIRROR_USER", "MIRROR_PASSWORD"):
+        os.environ.pop(name, None)
     assert port_closed(port), "the source registry is stopped"
     yield World(scratch / "charts", scratch / "made" / "stage.tar", scratch / "mirrors.yaml", scratch / "keys" / "signing.key",
                 scratch / "keys" / "signing.key.pub", scratch / "keys" / "other.key.pub", port, digests, printed, reused, counting.requests)
@@ -252,3 +263,15 @@ def test_a_push_without_the_credentials_is_refused(world: World, tmp_path: Path)
             pytest.raises(InputError, match=r"UNAUTHORIZED|401|unauthorized|NO_SUCH"):
         push_images(site, proxy.host, [], None, "NO_SUCH_USER_VAR", "NO_SUCH_PASSWORD_VAR", say=lambda line: None)
     shutil.rmtree(site)
+
+
+def test_make_bundle_key_writes_a_private_key_only_its_owner_reads_and_never_overwrites(tmp_path: Path) -> None:
+    make = ["make", "--no-print-directory", "bundle-key", f"OUT={tmp_path / 'keys' / 'site-a.key'}"]
+    first = subprocess.run(make, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0 and "key sha256:" in first.stdout, first.stderr
+    assert (tmp_path / "keys" / "site-a.key").stat().st_mode & 0o777 == 0o600
+    assert b"PUBLIC KEY" in (tmp_path / "keys" / "site-a.key.pub").read_bytes()
+    before = (tmp_path / "keys" / "site-a.key").read_bytes()
+    again = subprocess.run(make, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "never overwritten" in again.stderr and "Traceback" not in again.stderr
+    assert (tmp_path / "keys" / "site-a.key").read_bytes() == before
