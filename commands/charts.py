@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from cli.helm_pull import OCI, Access, Deadline, pull
+from cli.process import ToolError
 from model.charts import (
     DECLARED_FILE,
     LOCK_FILE,
@@ -227,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         lock = verify_lock(charts)
     except InputError as error:
         print(f"charts-{args.command}: {charts}:\n{error}", file=sys.stderr)
+        return 1
+    except ToolError as error:
+        print(f"charts-{args.command}: {error}; {charts} is unchanged", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"charts-{args.command}: interrupted; {charts} is unchanged", file=sys.stderr)
