@@ -163,6 +163,8 @@ class FlakyProxy:
     fail_after_uploads: int | None = None
     username: str | None = None
     password: str | None = None
+    tls: tuple[Path, Path] | None = None
+    """(certificate, key): serve HTTPS with them (see tls_files)."""
     uploads: int = 0
     host: str = ""
     port: int = 0
@@ -221,6 +223,12 @@ def flaky_proxy(proxy: FlakyProxy) -> Iterator[FlakyProxy]:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if proxy.tls:
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(proxy.tls[0]), str(proxy.tls[1]))
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     proxy.port = int(server.server_address[1])
     proxy.host = f"127.0.0.1:{proxy.port}"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
@@ -248,3 +256,33 @@ def publish_stack_images(stack: str, charts: Path, registry_host: str, mirrors: 
         digests[reference] = publish_image(registry_host, f"{domain}/{path}", platforms, payload_bytes)
     mirrors.write_text(yaml.safe_dump({"mirrors": {domain: {"endpoint": f"{registry_host}/{domain}"} for domain in sorted(domains)}}))
     return digests
+
+
+def tls_files(folder: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a certificate it signs for 127.0.0.1: (ca.pem, cert.pem, key.pem)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "astrago test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=1)).add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])).issuer_name(ca_name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = (folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return paths

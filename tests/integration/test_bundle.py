@@ -29,7 +29,7 @@ from model.errors import InputError
 from model.images_lock import load_images_lock
 from model.signing import generate, load_private, sign
 from tests.chart_repo import build_realistic_repo, serve
-from tests.registry import MULTI_ARCH, FlakyProxy, flaky_proxy, port_closed, publish_stack_images, serve_registry
+from tests.registry import MULTI_ARCH, FlakyProxy, flaky_proxy, port_closed, publish_stack_images, serve_registry, tls_files
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -275,3 +275,14 @@ def test_make_bundle_key_writes_a_private_key_only_its_owner_reads_and_never_ove
     again = subprocess.run(make, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert again.returncode != 0 and "never overwritten" in again.stderr and "Traceback" not in again.stderr
     assert (tmp_path / "keys" / "site-a.key").read_bytes() == before
+
+
+def test_images_push_to_a_tls_registry_trusts_the_site_ca_file_and_only_it(world: World, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    unpack(world.bundle, site, [world.public], say=lambda line: None)
+    ca, cert, key = tls_files(tmp_path / "tls")
+    with serve_registry(tmp_path / "site-registry") as registry, flaky_proxy(FlakyProxy(upstream=registry.host, tls=(cert, key))) as proxy:
+        with pytest.raises(InputError, match=r"x509|certificate"):
+            push_images(site, proxy.host, [], None, "REGISTRY_USERNAME", "REGISTRY_PASSWORD", say=lambda line: None)
+        pushed, skipped = push_images(site, proxy.host, [], str(ca), "REGISTRY_USERNAME", "REGISTRY_PASSWORD", say=lambda line: None)
+    assert (pushed, skipped) == (len(load_images_lock(site / "images" / "stage.lock.yaml").images), 0)
