@@ -151,7 +151,7 @@ def bundle_files(stack: str, root: Path, charts_dir: str | None, work: Path, *, 
         files[pin] = (root / pin).read_bytes()
     platforms = site_platforms(stack_file, parent_file)
     mirror_map = load_mirrors(mirrors)
-    old = reusable(reuse or [], platforms)
+    old = reusable([_reuse_folder(path, work / f"reuse-{n}") for n, path in enumerate(reuse or [])], platforms)
     lock = collect(stack, root, str(charts), workers=workers)
     if images and lock.images:
         layout = work / LAYOUT
@@ -164,6 +164,32 @@ def bundle_files(stack: str, root: Path, charts_dir: str | None, work: Path, *, 
     write_images_lock(lock, lock_file)
     files[f"images/{stack}.lock.yaml"] = lock_file.read_bytes()
     return files, tuple(lock.warnings()), lock
+
+
+def _reuse_folder(path: Path, scratch: Path) -> Path:
+    """A --reuse source as a folder: an unpacked bundle or layout as it is; a bundle file's images extracted into scratch.
+
+    Nothing from it is trusted: every blob taken is hashed again when SHA256SUMS is written.
+    """
+    if path.is_dir():
+        return path
+    if not path.is_file():
+        raise InputError(f"--reuse {path}: no such bundle, unpacked bundle or image layout")
+    try:
+        with tarfile.open(path, mode="r|*") as archive:
+            for member in archive:
+                name = _safe_path(member.name)
+                if name is None or not member.isfile() or not name.startswith("images/"):
+                    continue
+                target = scratch / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source = archive.extractfile(member)
+                with target.open("wb") as out:
+                    while source is not None and (block := source.read(1 << 20)):
+                        out.write(block)
+    except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise InputError(f"--reuse {path}: not a bundle ({error})") from None
+    return scratch
 
 
 def sums_text(files: dict[str, bytes | Path]) -> str:
@@ -417,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     make.add_argument("--charts-dir", help="charts folder to bundle (default: charts/)")
     make.add_argument("--signing-key", help="Ed25519 private key (PEM) that signs the bundle (make bundle-key)")
     make.add_argument("--mirrors", help="YAML file mapping upstream registries to mirrors (README: the offline bundle)")
-    make.add_argument("--reuse", action="append", default=[], help="a previous bundle's unpacked folder or image layout: its images are not fetched again")
+    make.add_argument("--reuse", action="append", default=[], help="a previous bundle (file, unpacked folder or image layout): its images are not fetched again")
     make.add_argument("--root", default=str(ROOT), help="the project whose stack files, catalog and values are bundled (default: this checkout)")
     take = sub.add_parser("unpack", help="verify a bundle and lay it out in a new folder")
     take.add_argument("--bundle", required=True)
