@@ -132,6 +132,7 @@ def _shape_problems(data: Any, where: str) -> list[str]:
             problems.append(f"{at}: unknown key(s) {bad}; allowed: {list(PATCH_KEYS)}")
         if ("path" in patch) == ("patch" in patch):
             problems.append(f"{at}: give exactly one of `path` (a file of the folder) and `patch` (inline)")
+        problems += [f"{at}.{key} must be a string" for key in ("path", "patch") if key in patch and not isinstance(patch[key], str)]
         target = patch.get("target")
         if target is not None:
             if not isinstance(target, dict) or not target:

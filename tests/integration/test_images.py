@@ -13,6 +13,7 @@ disabled by it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -22,13 +23,17 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cli.helm import template
 from commands.charts import sync
 from commands.images import collect, release_image_uses
 from commands.values import resolve_stack
 from model.errors import InputError
-from model.images import canonical, load_runtime_declarations
+from model.images import canonical, image_fields, load_runtime_declarations, object_text
 from model.images_lock import ImagesLock, LockedImage, load_images_lock, lock_path, write_images_lock
+from model.manifest import parse_manifest
 from model.values import MASK
+from postrender.preflight import check_postrenders
+from postrender.stream import post_render
 from tests.chart_repo import index, package, serve, write_standin
 from tests.standin_charts import build_realistic_charts_dir, realistic_images
 
@@ -399,3 +404,35 @@ def test_make_images_on_the_realistic_set_with_stage_values(realistic_charts: Pa
     # values/gpu-operator.yaml: the drivers are on the hosts, so no driver image (nor its OS-suffixed tag) is listed.
     assert not [r for r in records if r.startswith("nvcr.io/nvidia/driver:")], sorted(records)
     assert records["docker.io/bitnami/keycloak-config-cli:5.9.0-debian-11-r1"].in_hooks, "values/keycloak.yaml enables the config CLI hook"
+
+
+def test_with_the_offline_registry_every_realistic_image_is_moved_and_pinned(project: Path, realistic_charts: Path) -> None:
+    """The site stack over the realistic charts: the preview's post-render check passes once every image has a digest, and the
+    manifests Helm installs name each image at the site registry by the lock's digest (hooks excepted: Helm keeps them)."""
+    lock = collect("site", project, str(realistic_charts))
+    for image in lock.images:
+        lock = lock.with_fetched(image.reference, digest="sha256:" + hashlib.sha256(image.reference.encode()).hexdigest(), size=1)
+    write_images_lock(lock, lock_path(project, "site"))
+    try:
+        deployment = resolve_stack("site", project, str(realistic_charts))
+        assert all(r.postrender and r.postrender.registry == REGISTRY for r in deployment.releases.values())
+        check_postrenders(project, deployment)
+        digests = {str(i.digest) for i in lock.images}
+        for name in ("prometheus", "gpu-operator", "keycloak", "harbor"):
+            release = deployment.releases[name]
+            assert release.postrender is not None
+            rendered = template(name, release.chart_path, release.namespace, yaml.safe_dump(deployment.masked_values(name)), 120, cwd=project)
+            out = post_render(rendered, project, None, REGISTRY, release.postrender.lock, name)
+            fields = [(obj, f) for obj in parse_manifest(out).values() for f in image_fields(obj)
+                      if f.path[:2] != ("metadata", "annotations") and f.form != "triple"]
+            assert fields, name
+            wrong = [f"{object_text(obj)} {f.path_text()}: {f.text}" for obj, f in fields
+                     if not (f.reference and f.reference.domain == REGISTRY.split("/")[0] and f.reference.digest in digests)]
+            assert not wrong, f"{name}: not at {REGISTRY} by the lock's digest: {wrong}"
+        triples = [f for obj in parse_manifest(post_render(
+            template("gpu-operator", deployment.releases["gpu-operator"].chart_path, "gpu-operator",
+                     yaml.safe_dump(deployment.masked_values("gpu-operator")), 120, cwd=project),
+            project, None, REGISTRY, f"images/{lock.stack}.lock.yaml", "gpu-operator")).values() for f in image_fields(obj) if f.form == "triple"]
+        assert triples and all(f.reference and f.reference.digest in digests for f in triples), [f.text for f in triples]
+    finally:
+        lock_path(project, "site").unlink()
