@@ -502,6 +502,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"bundle: {len(written)} files verified and unpacked into {into} in {time.monotonic() - started:.1f}s")
     print(f"bundle: deploy from it with `astrago-deploy:chartsDir: {(into / CHARTS).resolve()}`")
+    for lock in sorted((into / "images").glob("*.lock.yaml")):
+        print(f"bundle: the post-render pins images to the digests of {lock}: `cp {lock} {ROOT / 'images' / lock.name}` in the checkout you deploy from")
     if args.registry:
         try:
             pushed, skipped = push_images(into, args.registry, [], args.ca_file, args.username_env, args.password_env)
