@@ -148,8 +148,12 @@ def fetch(lock: ImagesLock, layout: Path, crane: Crane, mirrors: Mirrors, platfo
                 kept = _pull(f"{repository}@{digest}", reference, layout, scratch / str(number), crane, platforms, where)
                 say(f"images: {reference}: fetched {kept.digest}")
             needed = required_blobs(layout, kept.digest, kept.size)
+            held = tuple(platforms_of(layout, kept.digest))
+            if held and not set(held) & set(platforms):
+                raise InputError(f"{where}: is built for {list(held)} only, and the site's nodes run {list(platforms)} "
+                                 "(astrago-deploy:offline.platforms); use an image for the site's platform")
             descriptors[kept.digest] = kept
-            lock = lock.with_fetched(reference, digest=kept.digest, size=sum(needed.values()), platforms=tuple(platforms_of(layout, kept.digest)),
+            lock = lock.with_fetched(reference, digest=kept.digest, size=sum(needed.values()), platforms=held,
                                      source_digest=digest if digest != kept.digest else None)
         write_index(layout, list(descriptors.values()))
     finally:

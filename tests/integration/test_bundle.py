@@ -285,3 +285,34 @@ def test_images_push_to_a_tls_registry_trusts_the_site_ca_file_and_only_it(world
             push_images(site, proxy.host, [], None, "REGISTRY_USERNAME", "REGISTRY_PASSWORD", say=lambda line: None)
         pushed, skipped = push_images(site, proxy.host, [], str(ca), "REGISTRY_USERNAME", "REGISTRY_PASSWORD", say=lambda line: None)
     assert (pushed, skipped) == (len(load_images_lock(site / "images" / "stage.lock.yaml").images), 0)
+
+
+def test_the_site_platforms_decide_what_a_multi_arch_image_keeps(tmp_path: Path) -> None:
+    from cli.crane import session
+    from commands.bundle_images import Mirrors, fetch
+    from model.images_lock import ImagesLock, LockedImage
+    from model.oci_layout import platforms_of
+    from tests.registry import publish_image
+
+    with serve_registry(tmp_path / "source") as source:
+        three = publish_image(source.host, "docker.io/acme/tool:1", ("linux/amd64", "linux/arm64", "linux/s390x"))
+        publish_image(source.host, "docker.io/acme/arm-only:1", ("linux/arm64",))
+        (tmp_path / "mirrors.yaml").write_text(yaml.safe_dump({"mirrors": {"docker.io": {"endpoint": f"{source.host}/docker.io"}}}))
+        from commands.bundle_images import load_mirrors
+
+        mirrors: Mirrors = load_mirrors(tmp_path / "mirrors.yaml")
+        tool = ImagesLock("t", None, (LockedImage("docker.io/acme/tool:1", ("r",)),))
+        results = {}
+        with session() as crane:
+            for platforms in (("linux/amd64",), ("linux/amd64", "linux/arm64"), ("linux/amd64", "linux/arm64", "linux/s390x")):
+                layout = tmp_path / "-".join(p.replace("/", "_") for p in platforms) / "oci"
+                image = fetch(tool, layout, crane, mirrors, platforms, {}, lambda line: None).images[0]
+                assert image.platforms == platforms and platforms_of(layout, str(image.digest)) == list(platforms)
+                results[platforms] = image
+            arm = ImagesLock("t", None, (LockedImage("docker.io/acme/arm-only:1", ("r",)),))
+            with pytest.raises(InputError, match=r"built for \['linux/arm64'\] only"):
+                fetch(arm, tmp_path / "arm" / "oci", crane, mirrors, ("linux/amd64",), {}, lambda line: None)
+    everything = results[("linux/amd64", "linux/arm64", "linux/s390x")]
+    assert everything.digest == three and everything.source_digest is None, "an index with exactly the site's platforms keeps its digest"
+    cut = [results[("linux/amd64",)], results[("linux/amd64", "linux/arm64")]]
+    assert all(i.source_digest == three and i.digest != three for i in cut) and cut[0].digest != cut[1].digest
