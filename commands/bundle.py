@@ -51,7 +51,7 @@ import yaml
 
 from cli import crane as crane_cli
 from cli.process import ToolError
-from commands.bundle_images import DEFAULT_PLATFORMS, fetch, load_mirrors, reusable
+from commands.bundle_images import DEFAULT_PLATFORMS, fetch, load_mirrors, push_images, reusable
 from commands.images import WORKERS, collect
 from model.charts import DECLARED_FILE, LOCK_FILE, verify_lock
 from model.errors import InputError
@@ -400,38 +400,6 @@ def _check_contents(staging: Path, bundle: Path) -> None:
             verify_lock(staging / CHARTS)
         except InputError as error:
             raise InputError(*(f"{where}: its charts do not verify: {p}" for p in error.problems)) from None
-
-
-def bundle_lock(unpacked: Path) -> ImagesLock:
-    """The images lock of an unpacked bundle."""
-    locks = sorted((unpacked / "images").glob("*.lock.yaml"))
-    if len(locks) != 1:
-        raise InputError(f"{unpacked}: needs exactly one images/<stack>.lock.yaml; give the folder `make unbundle` unpacked")
-    return load_images_lock(locks[0])
-
-
-def push_images(source: Path, registry: str, trusted: list[Path], ca_file: str | None, username_env: str, password_env: str,
-                say: Say = print) -> tuple[int, int]:
-    """Push the images of an unpacked bundle (or of a bundle file, verified and unpacked to a temporary folder); (pushed, skipped)."""
-    from commands.bundle_images import push
-    from postrender.plan import check_registry
-
-    registry = check_registry(registry, "REGISTRY")
-    scratch: Path | None = None
-    try:
-        if source.is_file():
-            scratch = Path(tempfile.mkdtemp(prefix=".images-push-", dir=source.parent))
-            unpack(source, scratch / "bundle", trusted, say=say)
-            source = scratch / "bundle"
-        lock = bundle_lock(source)
-        access = crane_cli.RegistryAccess(registry.split("/", 1)[0], username_env if os.environ.get(username_env) else None,
-                                          password_env if os.environ.get(username_env) else None, ca_file)
-        with crane_cli.session() as crane:
-            report = push(source / LAYOUT, lock, registry, crane, access, say)
-        return len(report.pushed), len(report.skipped)
-    finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from commands.bundle import LAYOUT, SIGNATURE, SUMS, create, push_images, sums_text, unpack, write_tar
-from commands.bundle_images import site_reference
+from commands.bundle import LAYOUT, SIGNATURE, SUMS, create, sums_text, unpack, write_tar
+from commands.bundle_images import push_images, site_reference
 from commands.charts import sync
 from model.errors import InputError
 from model.images_lock import load_images_lock
