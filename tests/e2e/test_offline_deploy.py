@@ -120,7 +120,9 @@ def test_a_signed_bundle_with_images_deploys_on_a_site_with_every_source_down(en
             assert {r.name for r in catalog.releases} <= set(listed), f"releases deployed: {sorted(listed)}"
             assert all(listed[r.name]["status"] == "deployed" for r in catalog.releases), {n: r["status"] for n, r in listed.items()}
 
-            pods = json.loads(stack.kubectl("get", "pods", "--all-namespaces", "-o", "json").stdout)["items"]
+            namespaces = {r.namespace for r in catalog.releases}
+            pods = [pod for pod in json.loads(stack.kubectl("get", "pods", "--all-namespaces", "-o", "json").stdout)["items"]
+                    if pod["metadata"]["namespace"] in namespaces]
             running = [c["image"] for pod in pods for c in pod["spec"].get("containers", []) + pod["spec"].get("initContainers", [])]
             assert running, "the deployed releases run pods"
             expected = {site_reference(i, site_registry.host): i.digest for i in images}
