@@ -51,7 +51,7 @@ TARGETS = targets="$$($(PY) -m commands.targets --stack $(STACK) --tier '$(TIER)
 .PHONY: help setup venv tools doctor cluster cluster-down stack up up-full preview destroy refresh test lint \
         lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff images bundle unbundle \
         diff drift recover policy unit e2e go-test values secret charts-sync charts-verify bench-setup bench \
-        clean diagnose stack-exists
+        clean diagnose stack-exists images-push bundle-key
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -166,12 +166,22 @@ recover: setup stack-exists ## Repair STACK after an interrupted `up`: stale loc
 images: setup ## Render STACK's releases; write images/<stack>.lock.yaml (every image they name); warn about images the post-render cannot pin
 	@$(PY) -m commands.images --stack $(STACK) $(ARGS)
 
-bundle: setup ## Pack STACK's charts, images lock, stack file(s) and tool pins into OUT (default astrago-STACK-bundle.tar.gz)
-	@$(PY) -m commands.bundle create --stack $(STACK) --out $(or $(OUT),astrago-$(STACK)-bundle.tar.gz) $(ARGS)
+bundle: setup ## Pack and sign STACK's charts, images (OCI layout), stack file(s) and tool pins into OUT (SIGNING_KEY=, MIRRORS=, REUSE=)
+	@$(PY) -m commands.bundle create --stack $(STACK) --out $(or $(OUT),astrago-$(STACK)-bundle.tar) \
+		$(if $(SIGNING_KEY),--signing-key $(SIGNING_KEY)) $(if $(MIRRORS),--mirrors $(MIRRORS)) $(foreach r,$(REUSE),--reuse $(r)) $(ARGS)
 
-unbundle: venv ## Check BUNDLE against its SHA256SUMS, then unpack it into INTO (default: BUNDLE without .tar.gz)
-	@test -n "$(BUNDLE)" || { echo "usage: make unbundle BUNDLE=<file.tar.gz> [INTO=<new folder>]"; exit 2; }
-	@$(PY) -m commands.bundle unpack --bundle $(BUNDLE) $(if $(INTO),--into $(INTO)) $(ARGS)
+unbundle: venv ## Verify BUNDLE (signature by TRUSTED_KEY, SHA256=, every file) then unpack it into INTO; REGISTRY= also pushes the images
+	@test -n "$(BUNDLE)" || { echo "usage: make unbundle BUNDLE=<bundle.tar> TRUSTED_KEY=<signer.pub> [SHA256=<sha256>] [INTO=<new folder>] [REGISTRY=<host:port>]"; exit 2; }
+	@$(PY) -m commands.bundle unpack --bundle $(BUNDLE) $(if $(INTO),--into $(INTO)) $(foreach k,$(TRUSTED_KEY),--trusted-key $(k)) \
+		$(if $(SHA256),--sha256 $(SHA256)) $(if $(REGISTRY),--registry $(REGISTRY)) $(if $(REGISTRY_CA),--ca-file $(REGISTRY_CA)) $(ARGS)
+
+images-push: venv ## Push every image of BUNDLE (unpacked folder, or a bundle with TRUSTED_KEY=) to REGISTRY; resumes, checks every digest
+	@test -n "$(BUNDLE)" -a -n "$(REGISTRY)" || { echo "usage: make images-push BUNDLE=<unpacked folder> REGISTRY=<host:port> [REGISTRY_CA=<ca.pem>]"; exit 2; }
+	@$(PY) -m commands.bundle push --from $(BUNDLE) --registry $(REGISTRY) $(foreach k,$(TRUSTED_KEY),--trusted-key $(k)) \
+		$(if $(REGISTRY_CA),--ca-file $(REGISTRY_CA)) $(ARGS)
+
+bundle-key: venv ## Create an Ed25519 bundle signing key OUT (default ~/.config/astrago/bundle-signing.key) and OUT.pub
+	@$(PY) -m commands.bundle key --out $(or $(OUT),$(HOME)/.config/astrago/bundle-signing.key)
 
 lint: venv
 	@$(VENV)/bin/ruff check .

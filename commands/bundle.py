@@ -1,27 +1,31 @@
-"""Offline bundle: `create` packs what an air-gapped site needs to deploy a stack, `unpack` checks it and lays it out.
+"""Offline bundle: `create` packs and signs what an air-gapped site needs, `unpack` verifies it and lays it out.
 
-A bundle is a gzip tar laid out like the project:
+A bundle is a tar (gzip when its name ends in .gz; image layers are
+compressed already, so plain tar is the default) laid out like the project:
 
 - ``charts/external.yaml``, ``charts/versions.lock``, ``charts/external/*.tgz``:
-  every declared external chart, checked with `verify_lock` first (an
-  unverified set is refused);
-- ``images/<stack>.lock.yaml``: the stack's images (commands.images), rendered
-  from those charts;
+  every declared external chart, checked with `verify_lock` first;
+- ``images/oci/``: an OCI image layout holding every image of the stack by
+  digest (commands.bundle_images), and ``images/<stack>.lock.yaml``: each
+  image's reference, releases, digest, size and platforms;
 - ``Pulumi.<stack>.yaml`` as it is (secrets stay encrypted) and the stack file
-  it `inherits`, if any;
-- ``toolchain/tools.toml``, ``requirements.txt``, ``constraints.txt``: the pinned tools;
-- ``SHA256SUMS`` (sha256sum format) covering every other file.
+  it `inherits`, if any; ``toolchain/tools.toml``, ``requirements.txt``,
+  ``constraints.txt``: the pinned tools;
+- ``SHA256SUMS`` (sha256sum format) covering every other file, and
+  ``SHA256SUMS.sig``: its Ed25519 signature (model.signing). Both come first.
 
 Entries are regular files in sorted order with mtime 0, uid/gid 0 and mode
-0644, gzip without name or time: the same inputs give the same bytes.
+0644 (gzip without name or time): the same inputs give the same bytes.
 
-`unpack` reads the whole bundle into memory and checks it before it writes
-anything: no SHA256SUMS, an entry outside the bundle (absolute, ``..``), a
-link or device, a file SHA256SUMS lists but the bundle lacks, a file it does
-not list, or a checksum that differs all refuse the bundle and leave the
-target untouched. Files are written to a staging folder beside the target,
-the charts are verified there, and the folder is then renamed into place.
-After it, ``astrago-deploy:chartsDir: <into>/charts`` deploys from the bundle.
+`unpack` first prints the bundle's sha256 and compares it with an expected
+one when given, then verifies the signature of SHA256SUMS against the site's
+trusted keys before it writes anything; an unsigned bundle, an unknown key
+or a bad signature is refused. Each file is then checked against SHA256SUMS
+as it streams into a staging folder beside the target; an entry outside the
+bundle, a link, a file not listed, a listed file missing, a checksum that
+differs, an image layout that holds an image the lock does not list or lacks
+a blob, and charts that do not verify all refuse the bundle, and the staging
+folder is removed: the target appears only complete.
 """
 
 from __future__ import annotations
@@ -37,24 +41,36 @@ import sys
 import tarfile
 import tempfile
 import time
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import IO
 
+import yaml
+
+from cli import crane as crane_cli
+from cli.process import ToolError
+from commands.bundle_images import DEFAULT_PLATFORMS, fetch, load_mirrors, push_images, reusable
 from commands.images import WORKERS, collect
 from model.charts import DECLARED_FILE, LOCK_FILE, verify_lock
 from model.errors import InputError, entry_point
-from model.stackfile import file_name, stack_chain
+from model.images_lock import ImagesLock, LockedImage, load_images_lock, write_images_lock
+from model.oci_layout import check_layout
+from model.signing import load_private, load_public, sign, verify
+from model.stackfile import PROJECT
 
 ROOT = Path(__file__).resolve().parent.parent
 SUMS = "SHA256SUMS"
+SIGNATURE = "SHA256SUMS.sig"
 TOOL_PINS = ("toolchain/tools.toml", "requirements.txt", "constraints.txt")
 CHARTS = "charts"
-# A bundle holds charts and small text files; anything beyond these is not one of ours.
-MAX_MEMBERS = 10_000
-MAX_MEMBER_BYTES = 256 * 1024 * 1024
-MAX_TOTAL_BYTES = 1024 * 1024 * 1024
+LAYOUT = "images/oci"
+MAX_MEMBERS = 200_000
+MAX_SUMS_BYTES = 64 * 1024 * 1024
 SUM_LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
 AGAIN = "copy the bundle again from where it was made and compare its sha256 with the one `make bundle` printed"
+Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -64,78 +80,185 @@ class Created:
     path: Path
     sha256: str
     files: tuple[str, ...]
-    """Paths inside the bundle, SHA256SUMS included."""
+    """Paths inside the bundle, SHA256SUMS and its signature included."""
     image_warnings: tuple[str, ...]
+    images: tuple[LockedImage, ...]
 
 
-def _sha256(data: bytes) -> str:
+def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def bundle_files(stack: str, root: Path = ROOT, charts_dir: str | None = None, workers: int = WORKERS) -> tuple[dict[str, bytes], tuple[str, ...]]:
-    """The bundle's files by path (SHA256SUMS included) and the image warnings; InputError before anything is written."""
-    # The stack's file and every file it inherits from (model.stackfile's rule), all checked first.
-    stack_files = stack_chain(root, stack)
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _parent_stack(stack_file: Path) -> str | None:
+    data = yaml.safe_load(stack_file.read_text()) or {}
+    parent = (data.get("config") or {}).get(f"{PROJECT}:inherits")
+    return parent if isinstance(parent, str) and parent else None
+
+
+def site_platforms(stack_file: Path, parent: Path | None) -> tuple[str, ...]:
+    """`astrago-deploy:offline.platforms` (a list or a comma-separated string) of the stack or the stack it inherits."""
+    for path in (stack_file, parent):
+        if path is None:
+            continue
+        offline = ((yaml.safe_load(path.read_text()) or {}).get("config") or {}).get(f"{PROJECT}:offline") or {}
+        raw = offline.get("platforms") if isinstance(offline, dict) else None
+        if raw:
+            items = raw.split(",") if isinstance(raw, str) else raw
+            if not isinstance(items, list) or not all(isinstance(i, str) and re.match(r"^[a-z0-9]+/[a-z0-9]+(/[a-z0-9]+)?$", i.strip()) for i in items):
+                raise InputError(f"{path}: astrago-deploy:offline.platforms must list os/arch[/variant] names, e.g. [linux/amd64, linux/arm64]")
+            return tuple(sorted(i.strip() for i in items))
+    return DEFAULT_PLATFORMS
+
+
+def bundle_files(stack: str, root: Path, charts_dir: str | None, work: Path, *, workers: int = WORKERS,
+                 mirrors: Path | None = None, reuse: list[Path] | None = None, images: bool = True,
+                 say: Say = print) -> tuple[dict[str, bytes | Path], tuple[str, ...], ImagesLock]:
+    """The bundle's files by path (bytes, or a file under work), the image warnings and the images; InputError first."""
+    stack_file = root / f"Pulumi.{stack}.yaml"
+    if not stack_file.is_file():
+        raise InputError(f"{stack_file}: no such stack file; name a stack of this project (local, dev, stage, prod or a site)")
     charts = Path(charts_dir) if charts_dir else root / CHARTS
     if not charts.is_absolute():
         charts = root / charts
     try:
-        lock = verify_lock(charts)
+        chart_lock = verify_lock(charts)
     except InputError as error:
         raise InputError(*(f"refusing to bundle an unverified chart set: {p}" for p in error.problems)) from None
-    files: dict[str, bytes] = {
+    files: dict[str, bytes | Path] = {
         f"{CHARTS}/{DECLARED_FILE}": (charts / DECLARED_FILE).read_bytes(),
         f"{CHARTS}/{LOCK_FILE}": (charts / LOCK_FILE).read_bytes(),
     }
-    for entry in lock.values():
+    for entry in chart_lock.values():
         files[f"{CHARTS}/{entry.archive}"] = (charts / entry.archive).read_bytes()
-    images = collect(stack, root, str(charts), workers=workers)
-    files[f"images/{stack}.lock.yaml"] = images.to_yaml().encode()
-    for stack_file_of in stack_files:
-        files[file_name(stack_file_of.stack)] = (root / file_name(stack_file_of.stack)).read_bytes()
+    files[stack_file.name] = stack_file.read_bytes()
+    parent = _parent_stack(stack_file)
+    parent_file = root / f"Pulumi.{parent}.yaml" if parent else None
+    if parent_file is not None:
+        if not parent_file.is_file():
+            raise InputError(f"{stack_file}: astrago-deploy:inherits names {parent!r}, but {parent_file} does not exist")
+        files[parent_file.name] = parent_file.read_bytes()
     for pin in TOOL_PINS:
         if not (root / pin).is_file():
             raise InputError(f"{root / pin} is missing; the bundle records the pinned tool versions from it (restore it from git)")
         files[pin] = (root / pin).read_bytes()
-    files[SUMS] = sums_text(files).encode()
-    return files, tuple(images.warnings())
+    platforms = site_platforms(stack_file, parent_file)
+    mirror_map = load_mirrors(mirrors)
+    old = reusable([_reuse_folder(path, work / f"reuse-{n}") for n, path in enumerate(reuse or [])], platforms)
+    lock = collect(stack, root, str(charts), workers=workers)
+    if images and lock.images:
+        layout = work / LAYOUT
+        with crane_cli.session() as crane:
+            lock = fetch(lock, layout, crane, mirror_map, platforms, old, say)
+        for path in sorted(layout.rglob("*")):
+            if path.is_file():
+                files[path.relative_to(work).as_posix()] = path
+    lock_file = work / "images" / f"{stack}.lock.yaml"
+    write_images_lock(lock, lock_file)
+    files[f"images/{stack}.lock.yaml"] = lock_file.read_bytes()
+    return files, tuple(lock.warnings()), lock
 
 
-def sums_text(files: dict[str, bytes]) -> str:
-    """SHA256SUMS for every file but itself, sorted by path, in `sha256sum` format."""
-    return "".join(f"{_sha256(data)}  {path}\n" for path, data in sorted(files.items()) if path != SUMS)
+def _reuse_folder(path: Path, scratch: Path) -> Path:
+    """A --reuse source as a folder: an unpacked bundle or layout as it is; a bundle file's images extracted into scratch.
+
+    Nothing from it is trusted: every blob taken is hashed again when SHA256SUMS is written.
+    """
+    if path.is_dir():
+        return path
+    if not path.is_file():
+        raise InputError(f"--reuse {path}: no such bundle, unpacked bundle or image layout")
+    try:
+        with tarfile.open(path, mode="r|*") as archive:
+            for member in archive:
+                name = _safe_path(member.name)
+                if name is None or not member.isfile() or not name.startswith("images/"):
+                    continue
+                target = scratch / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source = archive.extractfile(member)
+                with target.open("wb") as out:
+                    while source is not None and (block := source.read(1 << 20)):
+                        out.write(block)
+    except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise InputError(f"--reuse {path}: not a bundle ({error})") from None
+    return scratch
 
 
-def write_tar(files: dict[str, bytes], out: Path) -> str:
-    """Write a deterministic gzip tar of files atomically; return its sha256."""
-    raw = io.BytesIO()
-    # No file name and time 0 in the gzip header; fixed level: same bytes on every run.
-    with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as compressed, \
-            tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        for path in sorted(files):
-            info = tarfile.TarInfo(path)
-            info.size = len(files[path])
-            info.mtime = 0
-            info.mode = 0o644
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            archive.addfile(info, io.BytesIO(files[path]))
-    data = raw.getvalue()
+def sums_text(files: dict[str, bytes | Path]) -> str:
+    """SHA256SUMS for every file but itself and its signature, sorted by path, in `sha256sum` format."""
+    lines = []
+    for path, data in sorted(files.items()):
+        if path in (SUMS, SIGNATURE):
+            continue
+        # Every file is hashed, blobs too: a blob taken from a --reuse layout was never checked by crane.
+        digest = _sha256_bytes(data) if isinstance(data, bytes) else sha256_of(data)
+        if path.startswith(f"{LAYOUT}/blobs/sha256/") and digest != path.rsplit("/", 1)[-1]:
+            raise InputError(f"{path}: blob content has sha256 {digest}, not its name; remove the layout it came from (--reuse) and fetch again")
+        lines.append(f"{digest}  {path}\n")
+    return "".join(lines)
+
+
+def write_tar(files: dict[str, bytes | Path], out: Path) -> str:
+    """Write a deterministic tar (gzip for .gz) of files atomically, SHA256SUMS and its signature first; return its sha256."""
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    first = [p for p in (SUMS, SIGNATURE) if p in files]
+    order = first + sorted(set(files) - set(first))
     try:
-        temporary.write_bytes(data)
+        with temporary.open("wb") as raw:
+            stream: IO[bytes] | gzip.GzipFile = raw
+            compressed = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) if out.name.endswith(".gz") else None
+            if compressed is not None:
+                stream = compressed
+            with tarfile.open(fileobj=stream, mode="w", format=tarfile.PAX_FORMAT) as archive:
+                for path in order:
+                    data = files[path]
+                    info = tarfile.TarInfo(path)
+                    info.size = len(data) if isinstance(data, bytes) else data.stat().st_size
+                    info.mtime = 0
+                    info.mode = 0o644
+                    info.uid = info.gid = 0
+                    info.uname = info.gname = ""
+                    if isinstance(data, bytes):
+                        archive.addfile(info, io.BytesIO(data))
+                    else:
+                        with data.open("rb") as source:
+                            archive.addfile(info, source)
+            if compressed is not None:
+                compressed.close()
         temporary.replace(out)
     finally:
         temporary.unlink(missing_ok=True)
-    return _sha256(data)
+    return sha256_of(out)
 
 
-def create(stack: str, out: Path, root: Path = ROOT, charts_dir: str | None = None, workers: int = WORKERS) -> Created:
-    """Check the chart set, list the stack's images and write the bundle."""
-    files, warnings = bundle_files(stack, root, charts_dir, workers)
-    digest = write_tar(files, out)
-    return Created(path=out, sha256=digest, files=tuple(sorted(files)), image_warnings=warnings)
+def create(stack: str, out: Path, root: Path = ROOT, charts_dir: str | None = None, workers: int = WORKERS, *,
+           signing_key: Path | None, mirrors: Path | None = None, reuse: list[Path] | None = None, images: bool = True,
+           say: Say = print) -> Created:
+    """Check the chart set, fetch the stack's images, sign and write the bundle."""
+    key = load_private(signing_key) if signing_key else None
+    if key is None:
+        raise InputError("no signing key: give SIGNING_KEY=<private key file> (create one with `make bundle-key`); a site refuses unsigned bundles")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.work-", dir=out.parent))
+    try:
+        files, warnings, locked = bundle_files(stack, root, charts_dir, work, workers=workers, mirrors=mirrors,
+                                               reuse=reuse, images=images, say=say)
+        sums = sums_text(files).encode()
+        files[SUMS] = sums
+        files[SIGNATURE] = sign(sums, key, SUMS)
+        digest = write_tar(files, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return Created(path=out, sha256=digest, files=tuple(sorted(files)), image_warnings=warnings, images=locked.images)
 
 
 # --- unpack ---------------------------------------------------------------------
@@ -151,135 +274,212 @@ def _safe_path(name: str) -> str | None:
     return normal or None
 
 
-def read_bundle(bundle: Path) -> dict[str, bytes]:
-    """Every file of the bundle, in memory; InputError naming each entry that may not be extracted."""
-    where = f"bundle {bundle}"
-    if not bundle.is_file():
-        raise InputError(f"{where}: no such file; give the path of the .tar.gz `make bundle` wrote")
-    files: dict[str, bytes] = {}
-    problems: list[str] = []
-    total = 0
-    try:
-        with tarfile.open(bundle, mode="r:gz") as archive:
-            for count, member in enumerate(archive, start=1):
-                if count > MAX_MEMBERS:
-                    raise InputError(f"{where}: more than {MAX_MEMBERS} entries; this is not a bundle made by `make bundle`")
-                path = _safe_path(member.name)
-                if path is None:
-                    problems.append(f"{where}: entry {member.name!r} points outside the bundle folder (absolute or '..'); refusing the bundle: {AGAIN}")
-                    continue
-                if member.isdir():
-                    continue  # folders are implied by the files
-                if not member.isfile():
-                    kind = "a link" if member.issym() or member.islnk() else "not a regular file"
-                    problems.append(f"{where}: entry {member.name!r} is {kind}; a bundle holds regular files only; refusing the bundle: {AGAIN}")
-                    continue
-                if member.size > MAX_MEMBER_BYTES or total + member.size > MAX_TOTAL_BYTES:
-                    raise InputError(f"{where}: entry {member.name!r} makes the bundle larger than a chart bundle can be; refusing it: {AGAIN}")
-                if path in files:
-                    problems.append(f"{where}: entry {path!r} appears twice; refusing the bundle: {AGAIN}")
-                    continue
-                stream = archive.extractfile(member)
-                data = stream.read() if stream is not None else b""
-                total += len(data)
-                files[path] = data
-    except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile) as error:
-        raise InputError(f"{where}: not a gzip tar or damaged ({error}); {AGAIN}") from None
-    if problems:
-        raise InputError(*problems)
-    return files
-
-
-def check_bundle(files: dict[str, bytes], bundle: Path) -> None:
-    """Check every file against SHA256SUMS; InputError listing every missing, extra or altered file."""
-    where = f"bundle {bundle}"
-    if SUMS not in files:
-        raise InputError(f"{where}: has no {SUMS}, so nothing in it can be checked; refusing it: make it again with `make bundle STACK=<stack>`")
+def parse_sums(text: bytes, where: str) -> dict[str, str]:
     expected: dict[str, str] = {}
     problems: list[str] = []
-    for number, line in enumerate(files[SUMS].decode(errors="replace").splitlines(), start=1):
+    for number, line in enumerate(text.decode(errors="replace").splitlines(), start=1):
         match = SUM_LINE.match(line)
         path = _safe_path(match.group(2)) if match else None
         if not match or path is None:
             problems.append(f"{where}: {SUMS} line {number} is not '<sha256>  <relative path>': {line[:120]!r}; {AGAIN}")
             continue
-        if path in expected:
-            problems.append(f"{where}: {SUMS} lists {path} twice; {AGAIN}")
+        if path in expected or path in (SUMS, SIGNATURE):
+            problems.append(f"{where}: {SUMS} lists {path} twice or lists itself; {AGAIN}")
+        if path.startswith(f"{LAYOUT}/blobs/sha256/") and path.rsplit("/", 1)[-1] != match.group(1):
+            problems.append(f"{where}: {SUMS} gives blob {path} the sha256 {match.group(1)}; a blob's name is its sha256; {AGAIN}")
         expected[path] = match.group(1)
-    for path in sorted(expected):
-        if path == SUMS:
-            problems.append(f"{where}: {SUMS} lists itself; {AGAIN}")
-        elif path not in files:
-            problems.append(f"{where}: {SUMS} lists {path}, which the bundle lacks; the bundle is incomplete: {AGAIN}")
-        elif _sha256(files[path]) != expected[path]:
-            problems.append(f"{where}: {path} has sha256 {_sha256(files[path])}, {SUMS} expects {expected[path]}; the file was altered: {AGAIN}")
-    for path in sorted(set(files) - set(expected) - {SUMS}):
-        problems.append(f"{where}: {path} is not listed in {SUMS}; a file was added after the bundle was made: {AGAIN}")
     if problems:
         raise InputError(*problems)
+    return expected
 
 
-def unpack(bundle: Path, into: Path) -> tuple[str, ...]:
-    """Check the bundle completely, then lay it out in `into` (new or empty); return the files written."""
+def _read_member(archive: tarfile.TarFile, member: tarfile.TarInfo, limit: int, where: str) -> bytes:
+    if not member.isfile() or member.size > limit:
+        raise InputError(f"{where}: entry {member.name} is not a small regular file; {AGAIN}")
+    stream = archive.extractfile(member)
+    return stream.read() if stream is not None else b""
+
+
+def unpack(bundle: Path, into: Path, trusted: list[Path], expected_sha256: str | None = None, say: Say = print) -> tuple[str, ...]:
+    """Verify the bundle (sha256, signature, every file, the image layout, the charts), then lay it out in `into` (new or empty)."""
+    where = f"bundle {bundle}"
     if into.is_symlink() or (into.exists() and (not into.is_dir() or any(into.iterdir()))):
         raise InputError(f"{into}: exists and is not an empty folder; unpack into a new folder (nothing is overwritten)")
-    files = read_bundle(bundle)
-    check_bundle(files, bundle)
+    if not bundle.is_file():
+        raise InputError(f"{where}: no such file; give the path of the bundle `make bundle` wrote")
+    if not trusted:
+        raise InputError(f"{where}: no trusted key given: set TRUSTED_KEY=<public key file of the signer> (its .pub); a bundle is never unpacked unverified")
+    keys = [load_public(path) for path in trusted]
+    actual = sha256_of(bundle)
+    say(f"bundle: sha256 {actual}")
+    if expected_sha256 is not None and expected_sha256.strip().lower() != actual:
+        raise InputError(f"{where}: has sha256 {actual}, expected {expected_sha256.strip()}; refusing it: {AGAIN}")
     into.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{into.name}.unpack-", dir=into.parent))
+    staging: Path | None = None
     try:
-        for path, data in sorted(files.items()):
-            target = staging / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-            target.chmod(0o644)
-        if (staging / CHARTS / DECLARED_FILE).is_file():
-            try:
-                verify_lock(staging / CHARTS)
-            except InputError as error:
-                raise InputError(*(f"bundle {bundle}: its charts do not verify: {p}" for p in error.problems)) from None
+        with tarfile.open(bundle, mode="r|*") as archive:
+            sums_member = archive.next()
+            if sums_member is None or sums_member.name != SUMS:
+                raise InputError(f"{where}: does not begin with {SUMS}; not a bundle made by `make bundle` (or an old, unsigned one); refusing it")
+            sums = _read_member(archive, sums_member, MAX_SUMS_BYTES, where)
+            signature_member = archive.next()
+            if signature_member is None or signature_member.name != SIGNATURE:
+                raise InputError(f"{where}: is not signed (no {SIGNATURE} after {SUMS}); refusing it: make it with `make bundle SIGNING_KEY=...`")
+            signer = verify(sums, _read_member(archive, signature_member, 64 * 1024, where), keys, where)
+            expected = parse_sums(sums, where)
+            say(f"bundle: signature by {signer} verified; {len(expected)} files listed")
+            staging = Path(tempfile.mkdtemp(prefix=f".{into.name}.unpack-", dir=into.parent))
+            seen = _extract_checked(archive, expected, staging, where, (sums_member, signature_member))
+        missing = sorted(set(expected) - seen)
+        if missing:
+            raise InputError(*(f"{where}: {SUMS} lists {path}, which the bundle lacks; the bundle is incomplete: {AGAIN}" for path in missing[:20]))
+        _check_contents(staging, bundle)
         staging.chmod(0o755)  # mkdtemp makes it private; the unpacked folder is an ordinary one
         if into.exists():
             into.rmdir()  # checked empty above
         staging.rename(into)
+        staging = None
+        return tuple(sorted(seen | {SUMS, SIGNATURE}))
+    except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise InputError(f"{where}: not a tar or damaged ({error}); {AGAIN}") from None
     finally:
-        if staging.exists():
+        if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
-    return tuple(sorted(files))
+
+
+def _extract_checked(archive: tarfile.TarFile, expected: dict[str, str], staging: Path, where: str,
+                     read: tuple[tarfile.TarInfo, ...]) -> set[str]:
+    """Stream every remaining entry into staging, each checked against SHA256SUMS; InputError at the first that is not right."""
+    seen: set[str] = set()
+    for count, member in enumerate(archive, start=1):
+        if any(member is done for done in read):
+            continue  # iterating a TarFile yields the entries already read first
+        if count > MAX_MEMBERS:
+            raise InputError(f"{where}: more than {MAX_MEMBERS} entries; this is not a bundle made by `make bundle`")
+        path = _safe_path(member.name)
+        if path is None:
+            raise InputError(f"{where}: entry {member.name!r} points outside the bundle folder (absolute or '..'); refusing the bundle: {AGAIN}")
+        if member.isdir():
+            continue
+        if not member.isfile():
+            kind = "a link" if member.issym() or member.islnk() else "not a regular file"
+            raise InputError(f"{where}: entry {member.name!r} is {kind}; a bundle holds regular files only; refusing the bundle: {AGAIN}")
+        if path in seen:
+            raise InputError(f"{where}: entry {path!r} appears twice; refusing the bundle: {AGAIN}")
+        if path not in expected:
+            raise InputError(f"{where}: {path} is not listed in {SUMS}; a file was added after the bundle was signed: {AGAIN}")
+        target = staging / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        source = archive.extractfile(member)
+        with target.open("wb") as out:
+            while source is not None and (block := source.read(1 << 20)):
+                digest.update(block)
+                out.write(block)
+        if digest.hexdigest() != expected[path]:
+            raise InputError(f"{where}: {path} has sha256 {digest.hexdigest()}, {SUMS} expects {expected[path]}; the file was altered: {AGAIN}")
+        target.chmod(0o644)
+        seen.add(path)
+    return seen
+
+
+def _check_contents(staging: Path, bundle: Path) -> None:
+    """The image layout holds exactly the locked images with all their blobs; the charts verify."""
+    where = f"bundle {bundle}"
+    locks = sorted((staging / "images").glob("*.lock.yaml")) if (staging / "images").is_dir() else []
+    images = [image for lock in locks for image in load_images_lock(lock).images]
+    unfetched = [i.reference for i in images if not i.digest]
+    if unfetched:
+        raise InputError(*(f"{where}: its images lock has no digest for {ref}: the bundle does not carry it; make the bundle again" for ref in unfetched))
+    if images or (staging / LAYOUT).exists():
+        problems = check_layout(staging / LAYOUT, {str(i.digest): i.reference for i in images})
+        if problems:
+            raise InputError(*(f"{where}: {p.replace(str(staging) + '/', '')}" for p in problems))
+    if (staging / CHARTS / DECLARED_FILE).is_file():
+        try:
+            verify_lock(staging / CHARTS)
+        except InputError as error:
+            raise InputError(*(f"{where}: its charts do not verify: {p}" for p in error.problems)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m commands.bundle", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    make = sub.add_parser("create", help="pack the charts, images lock, stack file(s) and tool pins of a stack")
+    make = sub.add_parser("create", help="pack and sign the charts, images, stack file(s) and tool pins of a stack")
     make.add_argument("--stack", required=True)
-    make.add_argument("--out", required=True, help="the bundle to write (.tar.gz)")
+    make.add_argument("--out", required=True, help="the bundle to write (.tar, or .tar.gz)")
     make.add_argument("--charts-dir", help="charts folder to bundle (default: charts/)")
-    take = sub.add_parser("unpack", help="check a bundle and lay it out in a new folder")
+    make.add_argument("--signing-key", help="Ed25519 private key (PEM) that signs the bundle (make bundle-key)")
+    make.add_argument("--mirrors", help="YAML file mapping upstream registries to mirrors (README: the offline bundle)")
+    make.add_argument("--reuse", action="append", default=[], help="a previous bundle (file, unpacked folder or image layout): its images are not fetched again")
+    make.add_argument("--root", default=str(ROOT), help="the project whose stack files, catalog and values are bundled (default: this checkout)")
+    take = sub.add_parser("unpack", help="verify a bundle and lay it out in a new folder")
     take.add_argument("--bundle", required=True)
-    take.add_argument("--into", help="new or empty folder (default: the bundle's path without .tar.gz)")
+    take.add_argument("--into", help="new or empty folder (default: the bundle's path without .tar/.tar.gz)")
+    take.add_argument("--trusted-key", action="append", default=[], help="public key of a signer this site trusts (repeat during a key rotation)")
+    take.add_argument("--sha256", help="the bundle's sha256 as `make bundle` printed it")
+    for command in (take, sub.add_parser("push", help="push the images of an unpacked bundle (or a bundle file) to the site registry")):
+        command.add_argument("--registry", help="site registry host[:port][/project] to push every image to")
+        command.add_argument("--ca-file", help="CA certificate of the site registry")
+        command.add_argument("--username-env", default="REGISTRY_USERNAME", help="environment variable holding the registry user")
+        command.add_argument("--password-env", default="REGISTRY_PASSWORD", help="environment variable holding the registry password")
+    pushing = sub.choices["push"]
+    pushing.add_argument("--from", dest="source", required=True, help="the folder `make unbundle` wrote, or a bundle file")
+    pushing.add_argument("--trusted-key", action="append", default=[])
+    key = sub.add_parser("key", help="create an Ed25519 signing key pair")
+    key.add_argument("--out", required=True, help="private key file (the public key is written beside it as <out>.pub)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
+        if args.command == "key":
+            from model.signing import generate
+
+            private = Path(args.out)
+            fingerprint = generate(private, Path(f"{private}.pub"))
+            print(f"bundle-key: {private} (private, mode 0600: keep it out of the repository) and {private}.pub (give it to the sites); key {fingerprint}")
+            return 0
         if args.command == "create":
-            created = create(args.stack, Path(args.out), charts_dir=args.charts_dir)
+            created = create(args.stack, Path(args.out), Path(args.root), charts_dir=args.charts_dir, signing_key=Path(args.signing_key) if args.signing_key else None,
+                             mirrors=Path(args.mirrors) if args.mirrors else None, reuse=[Path(p) for p in args.reuse])
             for line in created.image_warnings:
                 print(line)
-            print(f"bundle: {created.path} ({len(created.files)} files, {created.path.stat().st_size} bytes) in {time.monotonic() - started:.2f}s")
-            print(f"bundle: sha256 {created.sha256}  (compare it at the site before `make unbundle`)")
+            size = sum(i.size or 0 for i in created.images)
+            print(f"bundle: {created.path} ({len(created.files)} files, {len(created.images)} images of {size} bytes, "
+                  f"{created.path.stat().st_size} bytes) signed, in {time.monotonic() - started:.1f}s")
+            print(f"bundle: sha256 {created.sha256}  (give it to the site: make unbundle SHA256=...)")
+            return 0
+        if args.command == "push":
+            if not args.registry:
+                raise InputError("give REGISTRY=<site registry host[:port]>")
+            pushed, skipped = push_images(Path(args.source), args.registry, [Path(p) for p in args.trusted_key], args.ca_file,
+                                          args.username_env, args.password_env)
+            print(f"images-push: {pushed} pushed, {skipped} already there; every digest checked at {args.registry} in {time.monotonic() - started:.1f}s")
             return 0
         bundle = Path(args.bundle)
         into = Path(args.into) if args.into else bundle.with_name(bundle.name.removesuffix(".gz").removesuffix(".tar").removesuffix(".tgz"))
-        written = unpack(bundle, into)
+        written = unpack(bundle, into, [Path(p) for p in args.trusted_key], args.sha256)
     except InputError as error:
-        print(f"bundle {args.command}: refused, nothing was written:\n{error}", file=sys.stderr)
+        print(f"bundle {args.command}: refused, nothing was written or pushed:\n{error}", file=sys.stderr)
+        return 1
+    except ToolError as error:
+        print(f"bundle {args.command}: {error}", file=sys.stderr)
         return 1
     except OSError as error:
         # Disk full, no permission: the staging folder is already removed, the target never appeared.
         print(f"bundle {args.command}: failed, nothing was written: {error}", file=sys.stderr)
         return 1
-    print(f"bundle: {len(written)} files checked against {SUMS} and unpacked into {into} in {time.monotonic() - started:.2f}s")
+    print(f"bundle: {len(written)} files verified and unpacked into {into} in {time.monotonic() - started:.1f}s")
     print(f"bundle: deploy from it with `astrago-deploy:chartsDir: {(into / CHARTS).resolve()}`")
+    for lock in sorted((into / "images").glob("*.lock.yaml")):
+        print(f"bundle: the post-render pins images to the digests of {lock}: `cp {lock} {ROOT / 'images' / lock.name}` in the checkout you deploy from")
+    if args.registry:
+        try:
+            pushed, skipped = push_images(into, args.registry, [], args.ca_file, args.username_env, args.password_env)
+        except InputError as error:
+            print(f"bundle unpack: unpacked, but the image push stopped (run `make images-push BUNDLE={into} REGISTRY={args.registry}` to resume):\n{error}",
+                  file=sys.stderr)
+            return 1
+        print(f"images-push: {pushed} pushed, {skipped} already there; every digest checked at {args.registry}")
     return 0
 
 

@@ -1,115 +1,89 @@
 """Chart supply chain: `sync` fetches declared charts into the lock, `verify` checks them.
 
-sync resolves each declared chart in its repository's index.yaml (HTTP, with
-basic auth and a custom CA when declared), downloads the archive, checks the
-digest the repository published and that every archive entry stays inside the
-chart folder, then moves the archives into place and writes the lock. All
-downloads land in a staging folder first: a failure or an interruption leaves
-no partial archive and an unchanged lock. Only charts whose declaration
-changed are fetched unless --refresh is given.
+sync has the pinned helm pull each chart whose declaration changed (HTTP
+repositories through their index, `oci://` registries by manifest; basic
+auth from environment variables the declaration names, a CA file, plain
+HTTP for a trusted OCI registry), all into a staging folder. It then checks
+what helm fetched: the digest the repository publishes (an HTTP index
+entry's sha256, refused when missing unless the declaration allows it; an
+OCI manifest digest, recorded), the provenance of charts declared `signed`
+(`helm pull --verify --keyring`), and that every archive entry stays inside
+the chart folder. Only when every chart passed are the archives moved into
+place and the lock written: a failure, the --deadline running out (helm is
+stopped mid-download) or an interruption leaves the charts folder as it was.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import os
 import shutil
-import ssl
+import signal
 import sys
 import tarfile
 import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import yaml
 
-from model.charts import DECLARED_FILE, LOCK_FILE, DeclaredChart, LockEntry, archive_name, load_declared, load_lock, sha256_file, verify_lock
+from cli.helm_pull import OCI, Access, Deadline, pull
+from cli.process import ToolError
+from model.charts import (
+    DECLARED_FILE,
+    LOCK_FILE,
+    DeclaredChart,
+    LockEntry,
+    archive_name,
+    load_declared,
+    load_lock,
+    sha256_file,
+    verify_lock,
+)
 from model.errors import InputError, entry_point
+from model.yamlload import safe_load
 
 ROOT = Path(__file__).resolve().parent.parent
-# One request may take this long; the whole sync is bounded by --deadline.
-REQUEST_TIMEOUT_S = 30
-RETRIES = 4
-BACKOFF_S = 0.5
-# Charts are small; anything larger is not a chart archive.
-MAX_ARCHIVE_BYTES = 64 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Access:
-    """How to reach one repository: credentials and CA from the declaration."""
-
-    username: str | None = None
-    password: str | None = None
-    ca_file: str | None = None
-
-
-class TransientError(Exception):
-    """A failure worth retrying (timeouts, resets, 5xx)."""
+STAGING_PREFIX = ".sync-"
+# Declaration keys besides name, repository and version.
+OPTIONAL_KEYS = {"auth", "caFile", "plainHttp", "signed", "keyring", "allowUnpublishedDigest"}
 
 
 def _access(raw: dict[str, Any], where: str) -> Access:
     """Credentials come from environment variables named in the declaration, never from the file."""
     auth = raw.get("auth") or {}
+    if not isinstance(auth, dict) or set(auth) - {"usernameEnv", "passwordEnv"}:
+        raise InputError(f"{where}: auth takes usernameEnv and passwordEnv (names of environment variables)")
     username = os.environ.get(auth["usernameEnv"]) if auth.get("usernameEnv") else None
     password = os.environ.get(auth["passwordEnv"]) if auth.get("passwordEnv") else None
     if auth and (username is None or password is None):
         raise InputError(f"{where}: auth needs the environment variables {auth.get('usernameEnv')} and {auth.get('passwordEnv')} set")
-    return Access(username=username, password=password, ca_file=raw.get("caFile"))
+    plain = raw.get("plainHttp", False)
+    if not isinstance(plain, bool) or (plain and not str(raw.get("repository", "")).startswith(OCI)):
+        raise InputError(f"{where}: plainHttp is true or false, and only for oci:// repositories (an HTTP repository's URL says http:// itself)")
+    ca_file = raw.get("caFile")
+    if ca_file is not None and not (isinstance(ca_file, str) and Path(ca_file).is_file()):
+        raise InputError(f"{where}: caFile {ca_file!r} is not a readable file")
+    return Access(username=username, password=password, ca_file=ca_file, plain_http=plain)
 
 
-def _fetch(url: str, access: Access, deadline: float) -> bytes:
-    """GET with retries and backoff on transient errors, bounded by the deadline."""
-    request = urllib.request.Request(url, headers={"User-Agent": "astrago-deploy-charts-sync"})
-    if access.username is not None:
-        token = base64.b64encode(f"{access.username}:{access.password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    context = ssl.create_default_context(cafile=access.ca_file) if access.ca_file else None
-    delay = BACKOFF_S
-    for attempt in range(1, RETRIES + 1):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise InputError(f"{url}: gave up, the sync's time limit ran out (raise it with --deadline)")
-        try:
-            with urllib.request.urlopen(request, timeout=min(REQUEST_TIMEOUT_S, remaining), context=context) as response:
-                data: bytes = response.read(MAX_ARCHIVE_BYTES + 1)
-                if len(data) > MAX_ARCHIVE_BYTES:
-                    raise InputError(f"{url}: larger than {MAX_ARCHIVE_BYTES} bytes; not a chart archive")
-                return data
-        except urllib.error.HTTPError as error:
-            if error.code < 500 and error.code != 429:
-                raise InputError(f"{url}: the repository answered {error.code} {error.reason}") from None
-            failure: Exception = TransientError(f"{error.code} {error.reason}")
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-            failure = TransientError(str(getattr(error, "reason", error)))
-        if attempt == RETRIES:
-            raise InputError(f"{url}: unreachable after {RETRIES} attempts ({failure}); check the URL, the network or the proxy") from None
-        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay *= 2
-    raise AssertionError("unreachable")
-
-
-def _resolve(chart: DeclaredChart, index: dict[str, Any], index_url: str) -> tuple[str, str]:
-    """The archive URL and published digest of chart@version in an index."""
-    entries = (index.get("entries") or {}).get(chart.name)
-    if not isinstance(entries, list):
-        raise InputError(f"chart {chart.name}: not in the index of {chart.repository}")
-    for entry in entries:
-        if isinstance(entry, dict) and str(entry.get("version")) in (chart.version, chart.version.lstrip("v")):
-            urls = entry.get("urls") or []
-            if not urls:
-                raise InputError(f"chart {chart.name} {chart.version}: the index of {chart.repository} lists no URL for it")
-            return urllib.parse.urljoin(index_url, urls[0]), str(entry.get("digest") or "")
-    versions = sorted(str(e.get("version")) for e in entries if isinstance(e, dict))
-    raise InputError(f"chart {chart.name}: version {chart.version} is not in the index of {chart.repository}; it has {versions[-10:]}")
+def _keyring(raw: dict[str, Any], charts: Path, where: str) -> Path | None:
+    """The keyring of a chart declared `signed: true` (a path relative to the charts folder), else None."""
+    signed = raw.get("signed", False)
+    if not isinstance(signed, bool):
+        raise InputError(f"{where}: signed is true or false")
+    if not signed:
+        return None
+    keyring = raw.get("keyring")
+    if not isinstance(keyring, str) or not keyring:
+        raise InputError(f"{where}: signed: true needs keyring: <public keyring of the chart's publisher, relative to {charts}>")
+    path = (charts / keyring).resolve()
+    if not path.is_file():
+        raise InputError(f"{where}: keyring {path} does not exist; add the publisher's public keyring (gpg --export) there")
+    return path
 
 
 def check_archive(path: Path, chart: str) -> None:
@@ -126,56 +100,77 @@ def check_archive(path: Path, chart: str) -> None:
         raise InputError(f"chart {chart}: the archive is damaged or truncated ({error}); run the sync again") from None
 
 
-def sync(charts: Path, refresh: set[str] | None, deadline_s: float) -> list[str]:
+def remove_stale_staging(charts: Path) -> None:
+    """Staging folders of syncs that were killed (their process is gone): nothing of them is needed."""
+    for folder in charts.glob(f"{STAGING_PREFIX}*"):
+        pid = folder.name.removeprefix(STAGING_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _raw_declared(charts: Path) -> dict[str, dict[str, Any]]:
+    data = safe_load((charts / DECLARED_FILE).read_text()) or {}
+    raw = {c["name"]: c for c in data.get("charts") or [] if isinstance(c, dict)}
+    for name, entry in raw.items():
+        unknown = set(entry) - {"name", "repository", "version"} - OPTIONAL_KEYS
+        if unknown:
+            raise InputError(f"{charts / DECLARED_FILE}: chart {name}: unknown keys {sorted(unknown)}; allowed besides name, repository, version: {sorted(OPTIONAL_KEYS)}")
+    return raw
+
+
+def sync(charts: Path, refresh: set[str] | None, deadline_s: float, warn: Any = None) -> list[str]:
     """Bring the archives and the lock in line with the declaration; return what was fetched.
 
     refresh: None fetches only what changed; an empty set refreshes every
-    chart; names refresh those charts.
+    chart; names refresh those charts. warn: called with each warning line
+    (default: printed to stderr).
     """
+    say = warn or (lambda line: print(line, file=sys.stderr))
     declared = load_declared(charts)
-    raw_declared = {c["name"]: c for c in (yaml.safe_load((charts / DECLARED_FILE).read_text()) or {}).get("charts", [])}
+    raw_declared = _raw_declared(charts)
     lock = load_lock(charts)
     unknown = (refresh or set()) - declared.keys()
     if unknown:
         raise InputError(f"--refresh names {sorted(unknown)}, which {charts / DECLARED_FILE} does not declare; declared: {sorted(declared)}")
-    deadline = time.monotonic() + deadline_s
-    todo = []
+    deadline = Deadline(deadline_s, f"charts-sync (--deadline {deadline_s:g}s)")
+    todo: list[DeclaredChart] = []
     for name, chart in declared.items():
         entry = lock.get(name)
         current = entry is not None and entry.version == chart.version and entry.source == chart.repository \
             and (charts / entry.archive).is_file() and sha256_file(charts / entry.archive) == entry.sha256
         if not current or (refresh is not None and (not refresh or name in refresh)):
             todo.append(chart)
-    indexes: dict[str, dict[str, Any]] = {}
-    staging = Path(tempfile.mkdtemp(prefix=".sync-", dir=charts))
+    # Every declaration is checked before anything is fetched.
+    plans = []
+    for chart in todo:
+        where = f"{charts / DECLARED_FILE}: chart {chart.name}"
+        raw = raw_declared[chart.name]
+        plans.append((chart, _access(raw, where), _keyring(raw, charts, where), raw.get("allowUnpublishedDigest") is True))
+    if not plans and lock.keys() == declared.keys():
+        return []
+    remove_stale_staging(charts)
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=charts))
     try:
         fetched: dict[str, LockEntry] = {}
-        for chart in todo:
-            where = f"{charts / DECLARED_FILE}: chart {chart.name}"
-            if chart.repository.startswith("oci://"):
-                raise InputError(f"{where}: oci:// repositories are not supported by this sync yet; declare the chart's HTTP repository")
-            access = _access(raw_declared[chart.name], where)
-            index_url = chart.repository.rstrip("/") + "/index.yaml"
-            if index_url not in indexes:
-                try:
-                    index = yaml.safe_load(_fetch(index_url, access, deadline))
-                except yaml.YAMLError as error:
-                    raise InputError(f"{index_url}: the index is not valid YAML ({error})") from None
-                if not isinstance(index, dict) or "entries" not in index:
-                    raise InputError(f"{index_url}: not a chart repository index (no `entries`)")
-                indexes[index_url] = index
-            url, published = _resolve(chart, indexes[index_url], index_url)
-            data = _fetch(url, access, deadline)
-            actual = hashlib.sha256(data).hexdigest()
-            if published and published != actual:
-                raise InputError(f"chart {chart.name} {chart.version}: {url} has sha256 {actual}, the repository's index publishes {published}; refusing it")
+        for chart, access, keyring, allow_unpublished in plans:
+            pulled = pull(chart.name, chart.version, chart.repository, staging, access, deadline, keyring,
+                          allow_unpublished_digest=allow_unpublished)
+            actual = sha256_file(pulled.archive)
+            published = pulled.published_digest
+            if not published:
+                say(f"warning: chart {chart.name} {chart.version}: {chart.repository} publishes no digest for it "
+                    "(allowUnpublishedDigest: true); only the lock's sha256 guards it from here on")
+            elif not chart.repository.startswith(OCI) and published != actual:
+                raise InputError(f"chart {chart.name} {chart.version}: the archive helm fetched has sha256 {actual}, "
+                                 f"the index of {chart.repository} publishes {published}; refusing it")
             staged = staging / archive_name(chart.name, chart.version)
             staged.parent.mkdir(parents=True, exist_ok=True)
-            staged.write_bytes(data)
+            os.replace(pulled.archive, staged)
             check_archive(staged, chart.name)
             fetched[chart.name] = LockEntry(
                 name=chart.name, version=chart.version, source=chart.repository, archive=archive_name(chart.name, chart.version),
                 sha256=actual, repository_digest=published, fetched=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                provenance=pulled.signer,
             )
         # Everything fetched and checked: now change the folder, archives first, lock last.
         (charts / "external").mkdir(exist_ok=True)
@@ -194,14 +189,22 @@ def sync(charts: Path, refresh: set[str] | None, deadline_s: float) -> list[str]
 
 def write_lock(charts: Path, entries: list[LockEntry]) -> None:
     """Write the lock atomically (a reader sees the old or the new lock, never half)."""
-    data = {"charts": [{
-        "name": e.name, "version": e.version, "source": e.source, "archive": e.archive,
-        "sha256": e.sha256, "repositoryDigest": e.repository_digest, "fetched": e.fetched,
-    } for e in sorted(entries, key=lambda e: e.name)]}
+    rows = []
+    for e in sorted(entries, key=lambda e: e.name):
+        row = {"name": e.name, "version": e.version, "source": e.source, "archive": e.archive,
+               "sha256": e.sha256, "repositoryDigest": e.repository_digest, "fetched": e.fetched}
+        if e.provenance:
+            row["provenance"] = e.provenance
+        rows.append(row)
     header = "# Generated by `make charts-sync`; do not edit. Checked by `make charts-verify` and every preview.\n"
     temporary = charts / f".{LOCK_FILE}.tmp"
-    temporary.write_text(header + yaml.safe_dump(data, sort_keys=False))
+    temporary.write_text(header + yaml.safe_dump({"charts": rows}, sort_keys=False))
     os.replace(temporary, charts / LOCK_FILE)
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (timeout(1), CI cancelling) unwinds like Ctrl-C, so the staging folder is removed."""
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--deadline", type=float, default=600.0, help="seconds the whole sync may take")
     args = parser.parse_args(argv)
     charts = Path(args.charts_dir)
+    signal.signal(signal.SIGTERM, _stop)
     try:
         if args.command == "sync":
             started = time.monotonic()
@@ -225,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as error:
         print(f"charts-{args.command}: {charts}:\n{error}", file=sys.stderr)
         return 1
+    except ToolError as error:
+        print(f"charts-{args.command}: {error}; {charts} is unchanged", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"charts-{args.command}: interrupted; {charts} is unchanged", file=sys.stderr)
+        return 130
     print(f"charts-verify: {len(lock)} of {len(load_declared(charts))} declared charts verified in {charts}")
     return 0
 

@@ -46,6 +46,8 @@ class LockEntry:
     sha256: str
     repository_digest: str
     fetched: str
+    provenance: str = ""
+    """For a chart declared signed: who signed it and the key's fingerprint, as `helm pull --verify` reported."""
 
 
 def archive_name(name: str, version: str) -> str:
@@ -111,7 +113,8 @@ def load_lock(charts: Path) -> dict[str, LockEntry]:
     for raw in document.data["charts"]:
         entry = LockEntry(
             name=raw["name"], version=raw["version"], source=raw["source"], archive=raw["archive"],
-            sha256=raw["sha256"], repository_digest=raw.get("repositoryDigest", ""), fetched=raw.get("fetched", ""),
+            sha256=raw["sha256"], repository_digest=str(raw.get("repositoryDigest") or ""), fetched=raw.get("fetched", ""),
+            provenance=str(raw.get("provenance") or ""),
         )
         entries[entry.name] = entry
     return entries

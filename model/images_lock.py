@@ -51,6 +51,8 @@ class LockedImage:
     size: int | None = None
     """Bytes fetched; None until fetched."""
     platforms: tuple[str, ...] = ()
+    source_digest: str | None = None
+    """The digest the source registry published, when the bundle carries a multi-arch index cut down to the site's platforms."""
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"reference": self.reference, "releases": list(self.releases)}
@@ -64,6 +66,8 @@ class LockedImage:
             data["size"] = self.size
         if self.platforms:
             data["platforms"] = list(self.platforms)
+        if self.source_digest and self.source_digest != self.digest:
+            data["sourceDigest"] = self.source_digest
         return data
 
 
@@ -84,11 +88,12 @@ class ImagesLock:
     def by_reference(self) -> dict[str, LockedImage]:
         return {image.reference: image for image in self.images}
 
-    def with_fetched(self, reference: str, *, digest: str, size: int, platforms: tuple[str, ...] = ()) -> ImagesLock:
+    def with_fetched(self, reference: str, *, digest: str, size: int, platforms: tuple[str, ...] = (), source_digest: str | None = None) -> ImagesLock:
         """A copy with one image's fetch facts set; KeyError when the lock has no such image."""
         if reference not in self.by_reference():
             raise KeyError(reference)
-        images = tuple(replace(i, digest=digest, size=size, platforms=tuple(platforms)) if i.reference == reference else i for i in self.images)
+        images = tuple(replace(i, digest=digest, size=size, platforms=tuple(platforms), source_digest=source_digest)
+                       if i.reference == reference else i for i in self.images)
         return replace(self, images=images)
 
     def keep_fetched(self, previous: ImagesLock | None) -> ImagesLock:
@@ -96,7 +101,8 @@ class ImagesLock:
         if previous is None:
             return self
         old = previous.by_reference()
-        images = tuple(replace(i, digest=old[i.reference].digest, size=old[i.reference].size, platforms=old[i.reference].platforms)
+        images = tuple(replace(i, digest=old[i.reference].digest, size=old[i.reference].size, platforms=old[i.reference].platforms,
+                               source_digest=old[i.reference].source_digest)
                        if i.reference in old else i for i in self.images)
         return replace(self, images=images)
 
@@ -145,6 +151,7 @@ def load_images_lock(path: Path) -> ImagesLock:
     images = tuple(LockedImage(
         reference=entry["reference"], releases=tuple(entry["releases"]), found_in=tuple(entry.get("foundIn") or ()),
         in_hooks=bool(entry.get("inHooks")), digest=entry.get("digest"), size=entry.get("size"), platforms=tuple(entry.get("platforms") or ()),
+        source_digest=entry.get("sourceDigest"),
     ) for entry in data["images"])
     return ImagesLock(stack=data["stack"], registry=data["registry"], images=images)
 

@@ -1,230 +1,318 @@
-"""Offline bundles made from a charts folder synced from a real chart repository on 127.0.0.1, unpacked and refused."""
+"""Signed offline bundles with images: charts from a real chart repository, images from a real registry, both on 127.0.0.1.
+
+The stage stack's images (as the realistic stand-ins of its charts render
+them, under the upstream names the real charts use) are assembled here and pushed to a source
+registry; a mirrors file maps every upstream registry (docker.io, quay.io,
+ghcr.io, registry.k8s.io, nvcr.io, ...) to it. The bundle is then verified,
+unpacked, refused when tampered with, and its images pushed to a site
+registry that fails halfway once.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
 import subprocess
 import tarfile
-import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
-from commands.bundle import SUMS, create, read_bundle, unpack
+from commands.bundle import LAYOUT, SIGNATURE, SUMS, create, sums_text, unpack, write_tar
+from commands.bundle_images import push_images, site_reference
 from commands.charts import sync
-from commands.images import collect
 from model.errors import InputError
-from tests.chart_repo import build_repo, serve
-from tests.integration.test_images import site_project
+from model.images_lock import load_images_lock
+from model.signing import generate, load_private, sign
+from tests.chart_repo import build_realistic_repo, serve
+from tests.registry import MULTI_ARCH, FlakyProxy, flaky_proxy, port_closed, publish_stack_images, serve_registry, tls_files
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 
 
+@dataclass
+class World:
+    charts: Path
+    bundle: Path
+    mirrors: Path
+    key: Path
+    public: Path
+    other_public: Path
+    source_port: int
+    source_digests: dict[str, str]
+    printed: list[str]
+    reused: list[str]
+    """What the second bundle (made with --reuse of the first) printed."""
+    reuse_requests: list[str]
+    """Every request the source registry got while the second bundle was made."""
+
+
 @pytest.fixture(scope="module")
-def charts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every declared chart as a stand-in, synced from a served repository (stopped afterwards)."""
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     scratch = tmp_path_factory.mktemp("bundle")
     declared = yaml.safe_load((ROOT / "charts" / "external.yaml").read_text())["charts"]
     (scratch / "repo").mkdir()
     (scratch / "charts").mkdir()
-    with serve(scratch / "repo") as repo:
-        build_repo(scratch / "repo", [(c["name"], c["version"]) for c in declared], repo.url)
+    generate(scratch / "keys" / "signing.key", scratch / "keys" / "signing.key.pub")
+    generate(scratch / "keys" / "other.key", scratch / "keys" / "other.key.pub")
+    # The source registry is reached through a mirror that wants credentials, from the environment.
+    os.environ["MIRROR_USER"], os.environ["MIRROR_PASSWORD"] = "prep", "m1rror-pass"
+    with serve(scratch / "repo") as repo, serve_registry(scratch / "source-registry") as source, \
+            flaky_proxy(FlakyProxy(upstream=source.host, username="prep", password="m1rror-pass")) as mirror:
+        build_realistic_repo(scratch / "repo", [c["name"] for c in declared], repo.url)
         for chart in declared:
             chart["repository"] = repo.url
         (scratch / "charts" / "external.yaml").write_text(yaml.safe_dump({"charts": declared}))
-        sync(scratch / "charts", None, 60)
-    return scratch / "charts"
+        sync(scratch / "charts", None, 120)
+        digests = publish_stack_images("stage", scratch / "charts", source.host, scratch / "mirrors.yaml")
+        mirrors = yaml.safe_load((scratch / "mirrors.yaml").read_text())
+        for entry in mirrors["mirrors"].values():
+            entry.update(endpoint=entry["endpoint"].replace(source.host, mirror.host), usernameEnv="MIRROR_USER", passwordEnv="MIRROR_PASSWORD")
+        (scratch / "mirrors-auth.yaml").write_text(yaml.safe_dump(mirrors))
+        printed: list[str] = []
+        create("stage", scratch / "made" / "stage.tar", ROOT, str(scratch / "charts"), signing_key=scratch / "keys" / "signing.key",
+               mirrors=scratch / "mirrors-auth.yaml", say=printed.append)
+        assert mirror.requests and not any("m1rror-pass" in r for r in mirror.requests)
+        # A second bundle reusing the first one's images (the bundle file), through a proxy that records every request the source gets.
+        with flaky_proxy(FlakyProxy(upstream=source.host)) as counting:
+            mirrors = yaml.safe_load((scratch / "mirrors.yaml").read_text())
+            for entry in mirrors["mirrors"].values():
+                entry["endpoint"] = entry["endpoint"].replace(source.host, counting.host)
+            (scratch / "mirrors-proxy.yaml").write_text(yaml.safe_dump(mirrors))
+            reused: list[str] = []
+            create("stage", scratch / "again" / "stage.tar", ROOT, str(scratch / "charts"), signing_key=scratch / "keys" / "signing.key",
+                   mirrors=scratch / "mirrors-proxy.yaml", reuse=[scratch / "made" / "stage.tar"], say=reused.append)
+        port = source.port
+    for name in ("MIRROR_USER", "MIRROR_PASSWORD"):
+        os.environ.pop(name, None)
+    assert port_closed(port), "the source registry is stopped"
+    yield World(scratch / "charts", scratch / "made" / "stage.tar", scratch / "mirrors.yaml", scratch / "keys" / "signing.key",
+                scratch / "keys" / "signing.key.pub", scratch / "keys" / "other.key.pub", port, digests, printed, reused, counting.requests)
 
 
-@pytest.fixture(scope="module")
-def bundle(charts: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("made") / "stage.tar.gz"
-    started = time.monotonic()
-    create("stage", out, ROOT, str(charts))
-    print(f"\nbundle create (stage, {len(list((charts / 'external').iterdir()))} stand-in charts): {time.monotonic() - started:.2f}s, {out.stat().st_size} bytes")
-    return out
-
-
-def _files(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+def _members(bundle: Path) -> dict[str, bytes]:
+    with tarfile.open(bundle) as archive:
+        return {m.name: archive.extractfile(m).read() for m in archive.getmembers() if m.isfile()}  # type: ignore[union-attr]
 
 
 def _tree(folder: Path) -> list[str]:
-    """Every path under folder (files and folders): what a refused unpack must leave as it was."""
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
 
 
-def test_the_bundle_holds_charts_images_stack_file_and_tool_pins_under_checksums(bundle: Path, charts: Path) -> None:
-    with tarfile.open(bundle, "r:gz") as archive:
-        members = archive.getmembers()
-        names = [m.name for m in members]
-        assert names == sorted(names), "entries in sorted order"
-        assert all(m.isfile() and m.mtime == 0 and m.uid == 0 and m.gid == 0 and m.mode == 0o644 and not m.uname for m in members)
-    files = read_bundle(bundle)
-    charts_files = {f"charts/{k}": v for k, v in _files(charts).items()}
-    assert {k: v for k, v in files.items() if k.startswith("charts/")} == charts_files, "every declared archive, external.yaml and the lock, unchanged"
-    assert files["Pulumi.stage.yaml"] == (ROOT / "Pulumi.stage.yaml").read_bytes()
-    for pin in ("toolchain/tools.toml", "requirements.txt", "constraints.txt"):
-        assert files[pin] == (ROOT / pin).read_bytes(), pin
-    assert files["images/stage.lock.yaml"].decode() == collect("stage", ROOT, str(charts)).to_yaml()
+def test_the_bundle_carries_every_image_by_digest_signed(world: World) -> None:
+    with tarfile.open(world.bundle) as archive:
+        names = archive.getnames()
+    assert names[:2] == [SUMS, SIGNATURE], "the manifest and its signature come first"
+    files = _members(world.bundle)
+    (world.bundle.parent / "lock.yaml").write_bytes(files["images/stage.lock.yaml"])
+    images = load_images_lock(world.bundle.parent / "lock.yaml").images
+    assert {i.reference for i in images} == set(world.source_digests), "every image the stack renders"
+    assert any(MULTI_ARCH in i.reference for i in images), "a multi-arch image is among them"
+    for image in images:
+        assert (image.digest or "").startswith("sha256:") and (image.size or 0) > 0 and image.platforms == ("linux/amd64",), image
+        if MULTI_ARCH in image.reference:
+            assert image.source_digest == world.source_digests[image.reference] != image.digest, "cut down to the site's platform"
+        else:
+            assert image.digest == world.source_digests[image.reference], "the source's own digest"
+    index = yaml.safe_load(files[f"{LAYOUT}/index.json"])
+    assert sorted(m["digest"] for m in index["manifests"]) == sorted(str(i.digest) for i in images)
     sums = {path: digest for digest, path in (line.split("  ", 1) for line in files[SUMS].decode().splitlines())}
-    assert set(sums) == set(files) - {SUMS}
-    assert all(hashlib.sha256(files[path]).hexdigest() == digest for path, digest in sums.items())
+    assert set(sums) == set(files) - {SUMS, SIGNATURE}
+    assert all(hashlib.sha256(files[p]).hexdigest() == d for p, d in sums.items()), "SHA256SUMS covers every file, blobs included"
 
 
-def test_the_same_inputs_give_a_byte_identical_bundle(bundle: Path, charts: Path, tmp_path: Path) -> None:
-    later = time.time() + 3600
-    for path in charts.rglob("*"):
-        os.utime(path, (later, later))  # file times are not part of a bundle
-    again = create("stage", tmp_path / "again.tar.gz", ROOT, str(charts))
-    assert again.path.read_bytes() == bundle.read_bytes()
-    assert again.sha256 == hashlib.sha256(bundle.read_bytes()).hexdigest()
+def test_a_second_bundle_reuses_the_first_ones_images_without_fetching_a_blob(world: World) -> None:
+    lines = [line for line in world.reused if line.startswith("images:")]
+    assert lines and all("reused from" in line for line in lines), world.reused
+    assert world.reuse_requests and not [r for r in world.reuse_requests if "/blobs/" in r], "only tags resolved, no blob fetched"
+    again = world.bundle.parent.parent / "again" / "stage.tar"
+    assert again.read_bytes() == world.bundle.read_bytes(), "same inputs, same bytes"
 
 
-def test_the_commands_make_and_unpack_a_bundle_that_verifies(charts: Path, tmp_path: Path) -> None:
-    out = tmp_path / "cli.tar.gz"
-    made = subprocess.run([PYTHON, "-m", "commands.bundle", "create", "--stack", "stage", "--out", str(out), "--charts-dir", str(charts)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert made.returncode == 0, made.stderr
-    assert hashlib.sha256(out.read_bytes()).hexdigest() in made.stdout, "the bundle's sha256 is printed for comparison at the site"
-    started = time.monotonic()
-    unpacked = subprocess.run([PYTHON, "-m", "commands.bundle", "unpack", "--bundle", str(out), "--into", str(tmp_path / "site")],
-                              cwd=ROOT, capture_output=True, text=True, timeout=300)
-    print(f"\nbundle unpack (CLI, with interpreter start): {time.monotonic() - started:.2f}s")
-    assert unpacked.returncode == 0, unpacked.stderr
-    assert {k: v for k, v in _files(tmp_path / "site").items() if k.startswith("charts/")} == {f"charts/{k}": v for k, v in _files(charts).items()}
+def test_unpack_verifies_prints_the_sha256_and_lays_out_everything(world: World, tmp_path: Path) -> None:
+    said: list[str] = []
+    expected = hashlib.sha256(world.bundle.read_bytes()).hexdigest()
+    written = unpack(world.bundle, tmp_path / "site", [world.other_public, world.public], expected_sha256=expected, say=said.append)
+    assert said[0] == f"bundle: sha256 {expected}"
+    assert SUMS in written and (tmp_path / "site" / LAYOUT / "index.json").is_file()
     verify = subprocess.run([PYTHON, "-m", "commands.charts", "verify", "--charts-dir", str(tmp_path / "site" / "charts")],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert verify.returncode == 0, verify.stderr
-    assert "8 of 8 declared charts verified" in verify.stdout, verify.stdout
-    check = subprocess.run(["sha256sum", "--check", "--strict", SUMS], cwd=tmp_path / "site", capture_output=True, text=True, timeout=60)
-    assert check.returncode == 0, f"the manifest is in sha256sum format:\n{check.stdout}{check.stderr}"
 
 
-def test_unpack_lays_out_the_bundle_and_the_stack_resolves_from_it(bundle: Path, tmp_path: Path) -> None:
-    started = time.monotonic()
-    written = unpack(bundle, tmp_path / "site")
-    print(f"\nbundle unpack (in-process): {time.monotonic() - started:.3f}s")
-    assert set(written) == set(_files(tmp_path / "site"))
-    lock = collect("stage", ROOT, str(tmp_path / "site" / "charts"))
-    assert lock.to_yaml() == (tmp_path / "site" / "images" / "stage.lock.yaml").read_text(), "the unpacked charts give the bundled images lock"
+def _rewrite(bundle: Path, out: Path, change: Callable[[dict[str, bytes | Path]], object], sums: bool, resign: Path | None) -> Path:
+    """The bundle with a change; sums: SHA256SUMS rewritten to match it; resign: signed again with that key."""
+    files: dict[str, bytes | Path] = dict(_members(bundle))
+    change(files)
+    if sums:
+        files[SUMS] = sums_text(files).encode()
+    if resign is not None:
+        files[SIGNATURE] = sign(files[SUMS], load_private(resign), SUMS)  # type: ignore[arg-type]
+    write_tar(files, out)
+    return out
 
 
-def test_a_stack_that_inherits_carries_its_parent_stack_file(charts: Path, tmp_path: Path) -> None:
-    project = site_project(tmp_path / "project")
-    created = create("site", tmp_path / "site.tar.gz", project, str(charts))
-    assert {"Pulumi.site.yaml", "Pulumi.stage.yaml", "images/site.lock.yaml"} <= set(created.files)
-    files = read_bundle(created.path)
-    assert files["Pulumi.stage.yaml"] == (ROOT / "Pulumi.stage.yaml").read_bytes()
-    assert created.image_warnings and all(line.startswith("warning: ") for line in created.image_warnings)
+def _blob(files: dict[str, bytes | Path]) -> str:
+    return max((p for p in files if p.startswith(f"{LAYOUT}/blobs/")), key=lambda p: len(files[p]))  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("damage", ["altered archive", "missing declaration", "extra archive"])
-def test_an_unverified_chart_set_is_not_bundled(damage: str, charts: Path, tmp_path: Path) -> None:
-    copy = tmp_path / "charts"
-    shutil.copytree(charts, copy)
-    if damage == "altered archive":
-        archive = next((copy / "external").glob("flux2-*.tgz"))
-        archive.write_bytes(archive.read_bytes() + b"\0")
-        expected = "flux2"
-    elif damage == "missing declaration":
-        (copy / "external.yaml").unlink()
-        expected = "external.yaml"
-    else:
-        (copy / "external" / "stray-1.0.0.tgz").write_bytes(b"not declared")
-        expected = "stray-1.0.0.tgz"
-    out = tmp_path / "refused.tar.gz"
-    with pytest.raises(InputError) as refused:
-        create("stage", out, ROOT, str(copy))
-    assert expected in str(refused.value), str(refused.value)
-    assert not out.exists() and not list(tmp_path.glob(".*tmp")), "nothing written"
+def _flip(files: dict[str, bytes | Path]) -> None:
+    path = _blob(files)
+    data = bytearray(files[path])  # type: ignore[arg-type]
+    data[len(data) // 2] ^= 0x01
+    files[path] = bytes(data)
 
 
-# --- refusals ---------------------------------------------------------------------
+def _extra_image(files: dict[str, bytes | Path]) -> None:
+    """An image the lock does not list, added to the layout's index (as a careless or hostile packer would)."""
+    import json
 
-def _rewrite(bundle: Path, out: Path, change: str) -> str:
-    """A copy of the bundle with one kind of damage; returns the entry the refusal must name."""
-    with tarfile.open(bundle, "r:gz") as archive:
-        entries = [(m, archive.extractfile(m).read()) for m in archive.getmembers()]  # type: ignore[union-attr]
-    files = {m.name: data for m, data in entries}
-    named = ""
-    extra: list[tuple[tarfile.TarInfo, bytes]] = []
-    if change == "tampered file":
-        named = next(n for n in files if n.startswith("charts/external/keycloak"))
-        files[named] = files[named][:-1] + bytes([files[named][-1] ^ 1])
-    elif change == "extra file":
-        named = "charts/external/unlisted-1.0.0.tgz"
-        files[named] = b"a file added after the bundle was made"
-    elif change == "missing file":
-        named = "charts/versions.lock"
-        del files[named]
-    elif change == "missing SHA256SUMS":
-        named = SUMS
-        del files[SUMS]
-    elif change in ("parent traversal", "absolute path"):
-        named = "../escaped.txt" if change == "parent traversal" else f"/tmp/astrago-escaped-{os.getpid()}.txt"
-        data = b"outside the target"
-        # Listed in SHA256SUMS, so only the path itself is wrong.
-        files[SUMS] += f"{hashlib.sha256(data).hexdigest()}  {named}\n".encode()
-        info = tarfile.TarInfo(named)
-        info.size = len(data)
-        extra.append((info, data))
-    elif change == "symlink":
-        named = "charts/external/link.tgz"
-        info = tarfile.TarInfo(named)
-        info.type = tarfile.SYMTYPE
-        info.linkname = "/etc/passwd"
-        extra.append((info, b""))
-    with tarfile.open(out, "w:gz", format=tarfile.GNU_FORMAT) as archive:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-        for info, data in extra:
-            archive.addfile(info, io.BytesIO(data) if info.isfile() else None)
-    return named
+    index = json.loads(files[f"{LAYOUT}/index.json"])  # type: ignore[arg-type]
+    extra = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"sha256:' + b"0" * 64 + b'","size":2},"layers":[]}'
+    digest = hashlib.sha256(extra).hexdigest()
+    files[f"{LAYOUT}/blobs/sha256/{digest}"] = extra
+    index["manifests"].append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": f"sha256:{digest}", "size": len(extra),
+                               "annotations": {"org.opencontainers.image.ref.name": "docker.io/evil/miner:latest"}})
+    files[f"{LAYOUT}/index.json"] = json.dumps(index).encode()
 
 
-REFUSALS = ["tampered file", "extra file", "missing file", "missing SHA256SUMS", "parent traversal", "absolute path", "symlink"]
+def _restack(files: dict[str, bytes | Path]) -> None:
+    files["Pulumi.stage.yaml"] = b"config: {}\n"
 
 
-@pytest.mark.parametrize("change", REFUSALS)
-def test_a_damaged_bundle_is_refused_and_the_target_stays_untouched(change: str, bundle: Path, tmp_path: Path) -> None:
-    damaged = tmp_path / "in" / "damaged.tar.gz"
-    damaged.parent.mkdir()
-    named = _rewrite(bundle, damaged, change)
-    site = tmp_path / "site"
-    target = site / "unpacked"
-    target.mkdir(parents=True)
-    (site / "neighbour.txt").write_text("left alone")
+# case -> (change, rewrite SHA256SUMS, sign again with: None / "same" / "other" key, message)
+REFUSALS: dict[str, tuple[Callable[[dict[str, bytes | Path]], object], bool, str | None, str]] = {
+    "unsigned": (lambda f: f.pop(SIGNATURE), False, None, "is not signed"),
+    "flipped byte in an image blob": (_flip, False, None, "the file was altered"),
+    "missing blob": (lambda f: f.pop(_blob(f)), False, None, "which the bundle lacks"),
+    "extra image in the layout, signed": (_extra_image, True, "same", "which the images lock does not list"),
+    "file and its SHA256SUMS line rewritten": (_restack, True, None, "does not match the bundle's manifest"),
+    "rewritten and signed by another key": (_restack, True, "other", "not a trusted key"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_a_tampered_bundle_is_refused_with_nothing_unpacked(world: World, tmp_path: Path, case: str) -> None:
+    change, sums, resign, message = REFUSALS[case]
+    signer = {"same": world.key, "other": world.key.with_name("other.key"), None: None}[resign]
+    bad = _rewrite(world.bundle, tmp_path / "bad" / "stage.tar", change, sums, signer)
     before = _tree(tmp_path)
-    with pytest.raises(InputError) as refused:
-        unpack(damaged, target)
-    message = str(refused.value)
-    assert named in message and str(damaged) in message, message
-    assert "again" in message, f"the message says what to do: {message}"
-    assert _tree(tmp_path) == before, "a refused bundle writes nothing, not even a staging folder"
-    assert not Path(f"/tmp/astrago-escaped-{os.getpid()}.txt").exists() and not (tmp_path / "escaped.txt").exists()
+    with pytest.raises(InputError, match=message):
+        unpack(bad, tmp_path / "site", [world.public])
+    assert _tree(tmp_path) == before, "nothing unpacked, no staging folder left"
 
 
-def test_the_command_refuses_with_the_file_and_the_fix_and_creates_no_target(bundle: Path, tmp_path: Path) -> None:
-    damaged = tmp_path / "damaged.tar.gz"
-    named = _rewrite(bundle, damaged, "tampered file")
-    result = subprocess.run([PYTHON, "-m", "commands.bundle", "unpack", "--bundle", str(damaged), "--into", str(tmp_path / "new")],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1
-    assert named in result.stderr and "nothing was written" in result.stderr and "copy the bundle again" in result.stderr, result.stderr
-    assert not (tmp_path / "new").exists()
+def test_a_wrong_key_or_sha256_is_refused_before_anything_is_written(world: World, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not a trusted key of this site"):
+        unpack(world.bundle, tmp_path / "site", [world.other_public])
+    with pytest.raises(InputError, match="expected " + "0" * 64):
+        unpack(world.bundle, tmp_path / "site", [world.public], expected_sha256="0" * 64)
+    with pytest.raises(InputError, match="no trusted key given"):
+        unpack(world.bundle, tmp_path / "site", [])
+    assert _tree(tmp_path) == []
 
 
-def test_unpack_never_writes_into_a_folder_that_holds_files(bundle: Path, tmp_path: Path) -> None:
-    (tmp_path / "site").mkdir()
-    (tmp_path / "site" / "keep.txt").write_text("mine")
-    with pytest.raises(InputError, match="not an empty folder"):
-        unpack(bundle, tmp_path / "site")
-    assert _files(tmp_path / "site") == {"keep.txt": b"mine"}
+def test_make_unbundle_prints_the_sha256_and_refuses_a_wrong_one(world: World, tmp_path: Path) -> None:
+    make = ["make", "--no-print-directory", "unbundle", f"BUNDLE={world.bundle}", f"INTO={tmp_path / 'site'}", f"TRUSTED_KEY={world.public}"]
+    wrong = subprocess.run([*make, f"SHA256={'0' * 64}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    digest = hashlib.sha256(world.bundle.read_bytes()).hexdigest()
+    assert wrong.returncode != 0 and f"bundle: sha256 {digest}" in wrong.stdout and "expected 000" in wrong.stderr, wrong.stdout + wrong.stderr
+    assert "Traceback" not in wrong.stderr and not (tmp_path / "site").exists()
+    right = subprocess.run([*make, f"SHA256={digest}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert right.returncode == 0, right.stderr
+    assert "signature by sha256:" in right.stdout and (tmp_path / "site" / "charts" / "versions.lock").is_file()
+
+
+def test_images_push_resumes_after_a_registry_that_fails_halfway(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    unpack(world.bundle, site, [world.public])
+    images = load_images_lock(site / "images" / "stage.lock.yaml").images
+    monkeypatch.setenv("SITE_USER", "field")
+    monkeypatch.setenv("SITE_PASSWORD", "s3cret-site")
+    with serve_registry(tmp_path / "site-registry") as registry:
+        flaky = FlakyProxy(upstream=registry.host, fail_after_uploads=2, username="field", password="s3cret-site")
+        with flaky_proxy(flaky) as proxy:
+            with pytest.raises(InputError, match=r"storage quota reached|503"):
+                push_images(site, proxy.host, [], None, "SITE_USER", "SITE_PASSWORD", say=lambda line: None)
+            assert 0 < flaky.uploads < len(images), "stopped halfway"
+            done_first = flaky.uploads
+            flaky.fail_after_uploads = None
+            said: list[str] = []
+            pushed, skipped = push_images(site, proxy.host, [], None, "SITE_USER", "SITE_PASSWORD", say=said.append)
+            again = push_images(site, proxy.host, [], None, "SITE_USER", "SITE_PASSWORD", say=lambda line: None)
+        assert skipped >= done_first - 1 and pushed + skipped == len(images), (pushed, skipped, done_first)
+        assert again == (0, len(images)), "idempotent: a second push sends nothing"
+        for image in images:
+            target = site_reference(image, proxy.host).replace(proxy.host, registry.host)
+            got = subprocess.run([str(ROOT / ".tools" / "bin" / "crane"), "digest", target], capture_output=True, text=True, timeout=60)
+            assert got.stdout.strip() == image.digest, (target, got.stderr)
+    assert not any("s3cret-site" in request for request in flaky.requests)
+
+
+def test_a_push_without_the_credentials_is_refused(world: World, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    unpack(world.bundle, site, [world.public])
+    with serve_registry(tmp_path / "site-registry") as registry, \
+            flaky_proxy(FlakyProxy(upstream=registry.host, username="field", password="s3cret-site")) as proxy, \
+            pytest.raises(InputError, match=r"UNAUTHORIZED|401|unauthorized|NO_SUCH"):
+        push_images(site, proxy.host, [], None, "NO_SUCH_USER_VAR", "NO_SUCH_PASSWORD_VAR", say=lambda line: None)
+    shutil.rmtree(site)
+
+
+def test_make_bundle_key_writes_a_private_key_only_its_owner_reads_and_never_overwrites(tmp_path: Path) -> None:
+    make = ["make", "--no-print-directory", "bundle-key", f"OUT={tmp_path / 'keys' / 'site-a.key'}"]
+    first = subprocess.run(make, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0 and "key sha256:" in first.stdout, first.stderr
+    assert (tmp_path / "keys" / "site-a.key").stat().st_mode & 0o777 == 0o600
+    assert b"PUBLIC KEY" in (tmp_path / "keys" / "site-a.key.pub").read_bytes()
+    before = (tmp_path / "keys" / "site-a.key").read_bytes()
+    again = subprocess.run(make, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "never overwritten" in again.stderr and "Traceback" not in again.stderr
+    assert (tmp_path / "keys" / "site-a.key").read_bytes() == before
+
+
+def test_images_push_to_a_tls_registry_trusts_the_site_ca_file_and_only_it(world: World, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    unpack(world.bundle, site, [world.public], say=lambda line: None)
+    ca, cert, key = tls_files(tmp_path / "tls")
+    with serve_registry(tmp_path / "site-registry") as registry, flaky_proxy(FlakyProxy(upstream=registry.host, tls=(cert, key))) as proxy:
+        with pytest.raises(InputError, match=r"x509|certificate"):
+            push_images(site, proxy.host, [], None, "REGISTRY_USERNAME", "REGISTRY_PASSWORD", say=lambda line: None)
+        pushed, skipped = push_images(site, proxy.host, [], str(ca), "REGISTRY_USERNAME", "REGISTRY_PASSWORD", say=lambda line: None)
+    assert (pushed, skipped) == (len(load_images_lock(site / "images" / "stage.lock.yaml").images), 0)
+
+
+def test_the_site_platforms_decide_what_a_multi_arch_image_keeps(tmp_path: Path) -> None:
+    from cli.crane import session
+    from commands.bundle_images import Mirrors, fetch
+    from model.images_lock import ImagesLock, LockedImage
+    from model.oci_layout import platforms_of
+    from tests.registry import publish_image
+
+    with serve_registry(tmp_path / "source") as source:
+        three = publish_image(source.host, "docker.io/acme/tool:1", ("linux/amd64", "linux/arm64", "linux/s390x"))
+        publish_image(source.host, "docker.io/acme/arm-only:1", ("linux/arm64",))
+        (tmp_path / "mirrors.yaml").write_text(yaml.safe_dump({"mirrors": {"docker.io": {"endpoint": f"{source.host}/docker.io"}}}))
+        from commands.bundle_images import load_mirrors
+
+        mirrors: Mirrors = load_mirrors(tmp_path / "mirrors.yaml")
+        tool = ImagesLock("t", None, (LockedImage("docker.io/acme/tool:1", ("r",)),))
+        results = {}
+        with session() as crane:
+            for platforms in (("linux/amd64",), ("linux/amd64", "linux/arm64"), ("linux/amd64", "linux/arm64", "linux/s390x")):
+                layout = tmp_path / "-".join(p.replace("/", "_") for p in platforms) / "oci"
+                image = fetch(tool, layout, crane, mirrors, platforms, {}, lambda line: None).images[0]
+                assert image.platforms == platforms and platforms_of(layout, str(image.digest)) == list(platforms)
+                results[platforms] = image
+            arm = ImagesLock("t", None, (LockedImage("docker.io/acme/arm-only:1", ("r",)),))
+            with pytest.raises(InputError, match=r"built for \['linux/arm64'\] only"):
+                fetch(arm, tmp_path / "arm" / "oci", crane, mirrors, ("linux/amd64",), {}, lambda line: None)
+    everything = results[("linux/amd64", "linux/arm64", "linux/s390x")]
+    assert everything.digest == three and everything.source_digest is None, "an index with exactly the site's platforms keeps its digest"
+    cut = [results[("linux/amd64",)], results[("linux/amd64", "linux/arm64")]]
+    assert all(i.source_digest == three and i.digest != three for i in cut) and cut[0].digest != cut[1].digest
