@@ -10,6 +10,7 @@ reads one back (size and how many colours it shows) with the standard library.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -91,3 +92,13 @@ def png_facts(path: Path) -> tuple[int, int, int]:
         colours.update(bytes(line[i:i + 3]) for i in range(0, stride, channels * 8))  # every 8th pixel is plenty
         previous = line
     return width, height, len(colours)
+
+
+def body_attributes(dom: str) -> dict[str, str]:
+    [body] = re.findall(r"<body([^>]*)>", dom)
+    return dict(re.findall(r'([\w-]+)="([^"]*)"', body))
+
+
+def visible_updates(dom: str) -> list[int]:
+    """Numbers of the timeline's updates the browser shows (not `hidden`), in page order."""
+    return [int(n) for n, attrs in re.findall(r'<details class="ev[^"]*" id="u(\d+)"([^>]*)>', dom) if "hidden" not in attrs]

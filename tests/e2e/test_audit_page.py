@@ -14,21 +14,11 @@ import shutil
 from pathlib import Path
 
 from audit.page import PAGE_SIZE, report_html
-from tests.e2e.browser import dump_dom, png_facts, screenshot
+from tests.e2e.browser import body_attributes, dump_dom, png_facts, screenshot, visible_updates
 from tests.e2e.conftest import ROOT
 from tests.synthetic_history import synthetic_history
 
 STABLE_SCREENSHOT = ROOT / ".state" / "audit" / "screenshot-200.png"
-
-
-def body_attributes(dom: str) -> dict[str, str]:
-    [body] = re.findall(r"<body([^>]*)>", dom)
-    return dict(re.findall(r'([\w-]+)="([^"]*)"', body))
-
-
-def visible_updates(dom: str) -> list[int]:
-    """Numbers of the timeline's updates the browser shows (not `hidden`), in page order."""
-    return [int(n) for n, attrs in re.findall(r'<details class="ev[^"]*" id="u(\d+)"([^>]*)>', dom) if "hidden" not in attrs]
 
 
 def test_200_updates_page_filter_and_render_without_script_errors(tmp_path: Path) -> None:
