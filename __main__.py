@@ -10,7 +10,7 @@ from pathlib import Path
 import pulumi
 from pulumi.runtime.mocks import MockMonitor
 
-from model.pending import PendingQuery, check_not_pending
+from cli.pending import PendingQuery, check_not_pending
 
 # A release left pending by an interrupted update blocks Helm: the pre-flight asks the
 # cluster with one kubectl call (~30 ms), started here so it answers while the program
@@ -23,6 +23,7 @@ from components.platform import Platform, PlatformArgs  # noqa: E402
 from model.catalog import load_catalog  # noqa: E402
 from model.deployment import prepare, product_endpoints  # noqa: E402
 from model.errors import InputError  # noqa: E402
+from model.identity import PLATFORM_NAME  # noqa: E402
 from model.settings import check_adoption, parse_settings  # noqa: E402
 from model.stackfile import INHERITED_KEYS, with_inherited  # noqa: E402
 
@@ -57,7 +58,7 @@ finally:
         pending_query.close()
 
 platform = Platform(
-    "astrago",
+    PLATFORM_NAME,
     PlatformArgs(
         deployment=deployment,
         secrets={key: config.require_secret(key) for key in deployment.secret_keys},

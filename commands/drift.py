@@ -37,12 +37,10 @@ from typing import Any
 from cli.helm import HelmRelease, deployed_revision, helm_releases
 from cli.process import ToolError, run, tool
 from commands.live import ROOT, resolve_for_cluster
+from model.identity import NAMESPACE_TYPE, RELEASE_TYPE, SECRET_SIG_KEY
 from model.manifest import parse_manifest
 from model.values import MASK
 
-RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
-NAMESPACE_TYPE = "kubernetes:core/v1:Namespace"
-SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker key of a serialized secret
 ABSENT = "(absent)"
 GONE_OPS = ("delete", "deleted", "discard", "read-discard")
 
@@ -115,7 +113,7 @@ def steps(events: list[dict[str, Any]]) -> dict[str, Step]:
 def plain(node: Any) -> Any:
     """Outputs with every serialized secret shown as the mask."""
     if isinstance(node, dict):
-        if SECRET_SIG in node:
+        if SECRET_SIG_KEY in node:
             return MASK
         return {k: plain(v) for k, v in node.items()}
     if isinstance(node, list):

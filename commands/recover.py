@@ -1,28 +1,31 @@
-"""Repair a stack after `pulumi up` was killed mid-update, so the next `make up` runs.
+"""Repair a stack after `pulumi up` was interrupted hard, so the next `make up` runs.
 
 `python -m commands.recover --stack <stack> [--release NAME]` (`make recover`).
-An update stopped hard (SIGKILL, a lost machine, a CI job killed, or SIGINT
-to every process of it as a container stop sends) can leave three things:
+An update stopped hard (SIGKILL of the CLI or of all its processes, a lost
+machine, a CI job killed, SIGINT to every process as a container stop sends)
+can leave four things, repaired in this order:
 
-1. a lock file of the stack in a file (DIY) backend: the next `up` says "the
-   stack is currently locked". Removed with `pulumi cancel`, which on a DIY
-   backend deletes the stack's lock files; only after checking that the pid
-   the lock names is no longer running on this machine.
-2. pending operations in the state ("interrupted while creating"): `up`
-   warns about them on every run and `pulumi refresh` can clear pending
-   creates only interactively or by refreshing (and adopting) everything.
-   They are removed from the state alone: `pulumi stack export`, drop
-   `pending_operations`, `pulumi stack import` (secrets stay encrypted).
+1. processes of the update that outlive a killed CLI: its language host, the
+   program and the provider plugins (cli/leftovers.py says how they are told
+   from anything else). A provider waiting on Helm would, when its wait ends,
+   roll back or uninstall under the repair. They get `--wait` seconds to
+   finish, then are stopped (SIGTERM, then SIGKILL), by pid.
+2. a lock file of the stack in a file (DIY) backend: the next `up` says "the
+   stack is currently locked". Removed with `pulumi cancel` once the pid the
+   lock names no longer runs on this machine.
 3. Helm releases whose latest revision is pending-install, pending-upgrade
    or pending-rollback: Helm refuses any operation on them. Each is rolled
    back to its newest deployed revision (`helm rollback --wait`), or
    uninstalled when it never deployed (a pending-install of revision 1).
+4. pending operations in the state ("interrupted while creating/updating"):
+   one targeted `pulumi refresh` with the CLI's own flags:
+   `--import-pending-creates URN ID` for a create Helm did finish,
+   `--clear-pending-creates` for the others; its new checkpoint drops the
+   other pending operations, and it reads the repaired releases back.
 
-Nothing is changed while an update still runs: a live lock holder, or
-plugin processes of a killed update that still run (they would go on acting
-on Helm releases), stop the command first, with what to do. Running it on a
-healthy stack changes nothing. Exit 0 when the stack is ready for `make up`,
-2 otherwise.
+Nothing is changed while an update still runs (its lock holder is alive).
+Running it on a healthy stack changes nothing. Exit 0 when the stack is
+ready for `make up`, 2 otherwise.
 """
 
 from __future__ import annotations
@@ -33,21 +36,19 @@ import json
 import os
 import socket
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cli.helm import HelmRelease, helm_history, helm_releases
+from cli.leftovers import alive, find_leftovers, wait_then_stop
+from cli.pending import PendingCheckError, PendingRelease, find_pending
 from cli.process import ToolError, run, tool
 from commands.live import ROOT, kubeconfig_problem
 from model.catalog import load_catalog
 from model.errors import InputError
-from model.pending import PendingCheckError, PendingRelease, find_pending
+from model.identity import RELEASE_TYPE, STACK_TYPE, urn_name
 from model.stackfile import PROJECT
-
-PLUGIN_PREFIXES = ("pulumi-resource-", "pulumi-language-")
-RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 
 
 @dataclass(frozen=True)
@@ -113,57 +114,37 @@ def stack_locks(backend: str, stack: str) -> list[Lock] | None:
     return locks
 
 
-def orphaned_plugins(backend: str, root: Path) -> list[int]:
-    """Pulumi plugin processes of this project and backend whose CLI is gone.
-
-    A provider left behind by a killed CLI (kill -9 of `pulumi` alone) keeps
-    waiting on Helm and, when its timeout ends, uninstalls or rolls back on
-    its own: repairing the release under it would be undone.
-    """
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if not _program(int(entry.name)).startswith(PLUGIN_PREFIXES):
-                continue
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            if _program(parent) == "pulumi":
-                continue  # its CLI still runs: a live update, which the lock check reports
-            environ = dict(item.split("=", 1) for item in (entry / "environ").read_bytes().decode(errors="replace").split("\0") if "=" in item)
-            cwd = os.readlink(entry / "cwd")
-        except (OSError, ValueError, IndexError):
-            continue
-        theirs = environ.get("PULUMI_BACKEND_URL", backend).split("?", 1)[0].rstrip("/")
-        if theirs == backend.split("?", 1)[0].rstrip("/") and Path(cwd).resolve() == root:
-            found.append(int(entry.name))
-    return sorted(found)
-
-
-def _program(pid: int) -> str:
-    """The file name of a process's program ('' when it is gone)."""
-    try:
-        return Path(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")).name
-    except OSError:
-        return ""
-
-
 def pending_operations(root: Path, env: dict[str, str], stack: str, timeout_s: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The exported state (secrets encrypted) and its pending operations."""
+    """The exported state (secrets encrypted) and its pending operations: the CLI has no other way to list them."""
     out = run([tool("pulumi"), "stack", "export", "--stack", stack, "--non-interactive"], timeout_s, cwd=root, env=env).stdout
     state = json.loads(out)
     return state, list((state.get("deployment") or {}).get("pending_operations") or [])
 
 
-def clear_pending_operations(root: Path, env: dict[str, str], stack: str, state: dict[str, Any], timeout_s: float) -> None:
-    """Import the state without its pending operations (a private temporary file; it holds ciphertext only)."""
-    state = dict(state)
-    state["deployment"] = {k: v for k, v in state["deployment"].items() if k != "pending_operations"}
-    with tempfile.TemporaryDirectory(prefix="astrago-recover-") as folder:
-        path = Path(folder) / "state.json"
-        path.touch(mode=0o600)
-        path.write_text(json.dumps(state))
-        run([tool("pulumi"), "stack", "import", "--stack", stack, "--file", str(path), "--non-interactive"], timeout_s, cwd=root, env=env)
+def refresh_args(stack: str, state: dict[str, Any], pending_ops: list[dict[str, Any]], repaired: list[tuple[str, str]],
+                    finished: list[tuple[str, str]]) -> list[str]:
+    """The arguments of the `pulumi refresh` that clears the pending operations and reads the repaired releases back.
+
+    `--import-pending-creates URN ID` completes the creates Helm did finish,
+    `--clear-pending-creates` drops the others, and the refresh's new
+    checkpoint no longer carries the other pending operations (updating,
+    deleting), which the engine keeps only until the next operation.
+    Targeted: only the releases touched here and the resources of the pending
+    operations are read, so drift elsewhere stays for `make drift` to report.
+    """
+    in_state = {r.get("urn") for r in (state.get("deployment") or {}).get("resources") or []}
+    targets = set(release_urns(state, repaired).values())
+    targets |= {str(op["resource"]["urn"]) for op in pending_ops if (op.get("resource") or {}).get("urn") in in_state}
+    targets |= {urn for urn, _ in finished}
+    if not targets:
+        # Nothing to read back: the stack resource alone, so the refresh writes a checkpoint and reads nothing else.
+        targets = {str(r["urn"]) for r in (state.get("deployment") or {}).get("resources") or [] if r.get("type") == STACK_TYPE}
+    command = ["refresh", "--yes", "--skip-preview", "--non-interactive", "--stack", stack, "--suppress-outputs"]
+    for urn, import_id in finished:
+        command += ["--import-pending-creates", urn, "--import-pending-creates", import_id]
+    if any(op.get("type") == "creating" for op in pending_ops):
+        command.append("--clear-pending-creates")
+    return command + [arg for urn in sorted(targets) for arg in ("--target", urn)]
 
 
 def rollback_target(history: list[tuple[int, str]], pending_revision: int) -> int | None:
@@ -186,10 +167,6 @@ def repair_release(pending: PendingRelease, timeout_s: float) -> str:
         return f"{pending.name} ({pending.namespace}): {pending.status} revision {pending.revision} never deployed: uninstalled"
     run([helm, "rollback", pending.name, str(target), "--namespace", pending.namespace, *wait], timeout_s + 30)
     return f"{pending.name} ({pending.namespace}): {pending.status} revision {pending.revision}: rolled back to revision {target}"
-
-
-def short_urn(urn: str) -> str:
-    return urn.rsplit("::", 1)[-1]
 
 
 def release_urns(state: dict[str, Any], releases: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
@@ -221,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--release", help="repair only this Helm release (the lock and pending operations are the stack's)")
     parser.add_argument("--project", type=Path, default=ROOT, help="project folder (default: this repository)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds each helm/pulumi call may take (default 300)")
+    parser.add_argument("--wait", type=float, default=15.0,
+                        help="seconds to let processes of a killed update finish before they are stopped (default 15)")
     parser.add_argument("--force-unlock", action="store_true",
                         help="remove a lock this command cannot check: held on another machine, or in a backend other than file:// (make sure no update runs)")
     args = parser.parse_args(argv)
@@ -240,43 +219,44 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     env = pulumi_env(root)
+    done: list[str] = []
     try:
-        # 1. Look at everything first; change nothing while an update may still run.
+        # 1. Change nothing while an update still runs.
         backend = backend_url(root, env, 60)
         locks = stack_locks(backend, stack)
-        orphans = orphaned_plugins(backend, root)
+        live = [lock for lock in locks or [] if lock.holder_alive() is True]
+        unknown = [lock for lock in locks or [] if lock.holder_alive() is None]
+        if live:
+            for lock in live:
+                print(f"error: stack {stack} is locked by a running update: pid {lock.pid} ({lock.user}@{lock.host}, since {lock.since}); "
+                      f"wait for it to end or stop it (Ctrl-C / kill -INT {lock.pid}), then run this again", file=sys.stderr)
+            return 2
+        if unknown and not args.force_unlock:
+            for lock in unknown:
+                print(f"error: stack {stack} is locked by pid {lock.pid} on {lock.host} (not this machine, since {lock.since}); "
+                      f"if no update of the stack runs there, run this again with --force-unlock (make recover ARGS=--force-unlock)", file=sys.stderr)
+            return 2
+        # 2. What a killed CLI left running would act on Helm releases after the repair: let it finish, else stop it.
+        mine, others = find_leftovers(root, backend, stack)
+        if others:
+            print(f"note: processes of an interrupted update of another stack of this project still run, left alone: "
+                  f"{', '.join(p.describe() for p in others)}")
+        if mine:
+            ended, stopped = wait_then_stop([p.pid for p in mine], args.wait)
+            named = {p.pid: p.program for p in mine}
+            if ended:
+                done.append(f"waited for {len(ended)} process(es) of the interrupted update to end: {', '.join(f'{pid} {named[pid]}' for pid in ended)}")
+            if stopped:
+                done.append(f"stopped {len(stopped)} process(es) the interrupted update left running (not ended after {args.wait:.0f} s): "
+                            f"{', '.join(f'{pid} {named[pid]}' for pid in stopped)}")
+            unstopped = [pid for pid in stopped if alive(pid)]
+            if unstopped:
+                raise ToolError(f"processes of the interrupted update do not stop: pids {' '.join(map(str, unstopped))}")
+        # 3. Look at what the interruption left.
         state, pending_ops = pending_operations(root, env, stack, args.timeout)
         pending = find_pending(releases, timeout_s=min(args.timeout, 60))
         finished = finished_creates(pending_ops, helm_releases([name for _, name in releases], min(args.timeout, 60)))
-    except (ToolError, PendingCheckError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if finished:
-        # Dropping these would make the next `up` install them again ("cannot re-use a name that is still in use").
-        for urn, import_id in finished:
-            print(f"error: the interrupted update did create Helm release {import_id} (deployed), but the state does not record it; "
-                  f"adopt it into the state with `pulumi refresh --yes --stack {stack} --target '{urn}' "
-                  f"--import-pending-creates '{urn}' --import-pending-creates {import_id}`, then run this again", file=sys.stderr)
-        return 2
-    live = [lock for lock in locks or [] if lock.holder_alive() is True]
-    unknown = [lock for lock in locks or [] if lock.holder_alive() is None]
-    if live:
-        for lock in live:
-            print(f"error: stack {stack} is locked by a running update: pid {lock.pid} ({lock.user}@{lock.host}, since {lock.since}); "
-                  f"wait for it to end or stop it (Ctrl-C / kill -INT {lock.pid}), then run this again", file=sys.stderr)
-        return 2
-    if unknown and not args.force_unlock:
-        for lock in unknown:
-            print(f"error: stack {stack} is locked by pid {lock.pid} on {lock.host} (not this machine, since {lock.since}); "
-                  f"if no update of the stack runs there, run this again with --force-unlock (make recover ARGS=--force-unlock)", file=sys.stderr)
-        return 2
-    if orphans:
-        print(f"error: plugin processes of an interrupted update of this project still run (pids {' '.join(map(str, orphans))}); "
-              f"they may still act on Helm releases. Stop them (kill {' '.join(map(str, orphans))}) and run this again", file=sys.stderr)
-        return 2
-    done: list[str] = []
-    try:
-        # 2. The stale lock.
+        # 4. The stale lock.
         if locks:
             run([tool("pulumi"), "cancel", "--yes", "--stack", stack, "--non-interactive"], 60, cwd=root, env=env)
             done.append(f"removed {len(locks)} stale lock(s) of stack {stack} (holder pid {', '.join(str(lock.pid) for lock in locks)} no longer runs): `pulumi cancel`")
@@ -287,26 +267,27 @@ def main(argv: list[str] | None = None) -> int:
             print(f"note: the state backend ({backend.split('://', 1)[0]}://) keeps its locks where this command cannot read them; "
                   f"if `up` says the stack is locked and no update of it runs anywhere, run this again with --force-unlock "
                   f"(make recover STACK={stack} ARGS=--force-unlock), which runs `pulumi cancel`")
-        # 3. Helm releases, before the state: the next `up` starts from releases Helm will work on.
+        # 5. Helm releases, before the state: the next `up` starts from releases Helm will work on.
         for item in pending:
             done.append(repair_release(item, args.timeout))
-        # 4. Pending operations.
-        if pending_ops:
-            clear_pending_operations(root, env, stack, state, args.timeout)
-            listed = ", ".join(f"{op.get('type', '?')} {short_urn(op.get('resource', {}).get('urn', '?'))}" for op in pending_ops)
-            done.append(f"removed {len(pending_ops)} pending operation(s) from the state of {stack}: {listed}")
-        # 5. Helm's new revisions into the state, so the next preview and `make drift` start from what runs.
-        urns = release_urns(state, [(p.namespace, p.name) for p in pending])
-        if urns:
-            refresh = [tool("pulumi"), "refresh", "--yes", "--skip-preview", "--non-interactive", "--stack", stack, "--suppress-outputs"]
-            refresh += [arg for urn in urns.values() for arg in ("--target", urn)]
-            result = run(refresh, args.timeout, cwd=root, env=env, check=False)
-            if result.returncode == 0:
-                done.append(f"read the repaired release(s) back into the state: `pulumi refresh --target` {', '.join(n for _, n in urns)}")
-            else:
-                print(f"warning: the state still records the revisions from before the repair (`pulumi refresh` failed: {result.stderr.strip()[-300:]}); "
-                      f"run `make refresh STACK={stack}` once the passphrase is set, or `make drift` will report the Helm revision as drift", file=sys.stderr)
-        # 6. Check.
+        # 6. Pending operations out of the state and the repaired releases read back in: one `pulumi refresh`.
+        repaired = [(p.namespace, p.name) for p in pending]
+        if pending_ops or release_urns(state, repaired):
+            refresh = refresh_args(stack, state, pending_ops, repaired, finished)
+            result = run([tool("pulumi"), *refresh], args.timeout, cwd=root, env=env, check=False)
+            if result.returncode != 0:
+                raise ToolError(f"`pulumi refresh` failed: {result.stderr.strip()[-600:] or result.stdout.strip()[-600:]}"
+                                + ("; it needs the stack's passphrase (PULUMI_CONFIG_PASSPHRASE)" if "passphrase" in result.stderr else ""))
+            for urn, import_id in finished:
+                done.append(f"the interrupted update did create Helm release {import_id} (deployed): recorded in the state "
+                            f"(`pulumi refresh --import-pending-creates {urn_name(urn)} {import_id}`)")
+            if pending_ops:
+                listed = ", ".join(f"{op.get('type', '?')} {urn_name(op.get('resource', {}).get('urn', '?'))}" for op in pending_ops)
+                done.append(f"removed {len(pending_ops)} pending operation(s) from the state of {stack}: {listed} "
+                            f"(`pulumi refresh{' --clear-pending-creates' if '--clear-pending-creates' in refresh else ''} --target ...`)")
+            if repaired:
+                done.append(f"read the repaired release(s) back into the state: {', '.join(n for _, n in repaired)}")
+        # 7. Check.
         left = find_pending(releases, timeout_s=min(args.timeout, 60))
         _, ops_left = pending_operations(root, env, stack, args.timeout)
         locks_left = stack_locks(backend, stack) or []

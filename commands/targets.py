@@ -9,14 +9,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from model.catalog import HOOK_RESOURCE_TYPE, load_catalog
+from model.catalog import load_catalog
 from model.deployment import enabled_releases
 from model.errors import InputError
-from model.stackfile import PROJECT, stack_settings
+from model.identity import hook_urn, release_urn
+from model.stackfile import stack_settings
 
 ROOT = Path(__file__).resolve().parent.parent
-# The component chain of every Helm release; see components/.
-CHAIN = "astrago:platform:Platform$astrago:tier:Tier$astrago:local_release:LocalRelease"
 
 
 def stack_enabled(stack: str, root: Path = ROOT) -> set[str]:
@@ -38,12 +37,11 @@ def target_urns(stack: str, tier: str, release: str, enabled: set[str]) -> list[
     chosen = [r for r in catalog.releases if r.name in enabled and (not tier or r.tier == tier) and (not release or r.name == release)]
     if not chosen:
         raise InputError(f"TIER={tier} selects no release enabled in stack {stack}")
-    prefix = f"urn:pulumi:{stack}::{PROJECT}::{CHAIN}"
     urns = []
     for r in chosen:
         # Exact names: a glob on "keycloak-*" would also select keycloak-addons.
-        urns.append(f"{prefix}$kubernetes:helm.sh/v3:Release::astrago-{r.tier}-{r.name}-release")
-        urns.extend(f"{prefix}${HOOK_RESOURCE_TYPE}::astrago-{r.tier}-{r.name}-{h.name}" for h in r.hooks)
+        urns.append(release_urn(stack, r.tier, r.name))
+        urns.extend(hook_urn(stack, r.tier, r.name, h.name) for h in r.hooks)
     return urns
 
 

@@ -20,8 +20,7 @@ from typing import Any
 import pulumi
 
 from components.kubernetes_provider import with_provider_defaults
-
-TYPE = "kubernetes:helm.sh/v3:Release"
+from model.identity import RELEASE_TYPE
 
 # Every input of the SDK's Release, unset unless the program sets it: the SDK
 # registers each one (as null), so these keep the registration identical.
@@ -62,7 +61,7 @@ class HelmReleaseArgs:
 
 
 class HelmRelease(pulumi.CustomResource):
-    """A Helm release managed by the Kubernetes provider (type kubernetes:helm.sh/v3:Release)."""
+    """A Helm release managed by the Kubernetes provider (the SDK's `Release` type, RELEASE_TYPE)."""
 
     status: pulumi.Output[dict[str, Any]]
     """Helm's view of the release: status, revision, name, namespace, chart, version, appVersion."""
@@ -90,4 +89,4 @@ class HelmRelease(pulumi.CustomResource):
             # Output of the provider; listed so the engine fills it in, as in the SDK class.
             "status": None,
         })
-        super().__init__(TYPE, resource_name, props, opts)
+        super().__init__(RELEASE_TYPE, resource_name, props, opts)

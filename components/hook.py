@@ -18,8 +18,8 @@ from typing import Any
 
 import pulumi
 
-from model.catalog import HOOK_RESOURCE_TYPE
 from model.catalog import Hook as HookSpec
+from model.identity import HOOK_TYPE
 
 # The plugin version `make setup` registers (toolchain/tools.toml [module.hooks-provider]);
 # the engine loads exactly this one (tests/unit/test_hook.py keeps the two equal).
@@ -67,13 +67,4 @@ class Hook(pulumi.CustomResource):
             "trigger": args.trigger if spec.when == "preInstall" else None,
         }
         opts = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(version=PROVIDER_VERSION), opts)
-        super().__init__(HOOK_RESOURCE_TYPE, name, props, opts)
-
-
-def __getattr__(name: str) -> Any:
-    """Hooks of stacks deployed before the astrago-hooks provider name `_HookProvider` here (components/legacy_hook.py)."""
-    if name == "_HookProvider":
-        from components.legacy_hook import _HookProvider
-
-        return _HookProvider
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        super().__init__(HOOK_TYPE, name, props, opts)

@@ -12,6 +12,7 @@ from components.helm_release import HelmRelease, HelmReleaseArgs
 from components.hook import Hook, HookArgs
 from model.catalog import HelmOptions
 from model.catalog import Hook as HookSpec
+from model.identity import LOCAL_RELEASE_TYPE, Description, helm_release_name, hook_name
 from model.postrender import PostRender, write_wrapper
 from model.values import set_path
 
@@ -62,25 +63,24 @@ class LocalRelease(pulumi.ComponentResource):
     """What dependants wait for: the release and its preDelete hooks (so those run before it is removed)."""
 
     def __init__(self, name: str, args: LocalReleaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("astrago:local_release:LocalRelease", name, None, opts)
+        super().__init__(LOCAL_RELEASE_TYPE, name, None, opts)
         options = args["helm"]
         before: list[pulumi.Resource] = list(args["after"])
         for spec in args["hooks"]:
             if spec.when == "preInstall":
                 before.append(
-                    Hook(f"{name}-{spec.name}", HookArgs(spec=spec, release=args["release_name"], trigger=args["chart_digest"]),
+                    Hook(hook_name(name, spec.name), HookArgs(spec=spec, release=args["release_name"], trigger=args["chart_digest"]),
                          opts=pulumi.ResourceOptions(parent=self, depends_on=list(args["after"])))
                 )
-        description = f"chart {args['chart_version']} sha256:{args['chart_digest']}"
         postrender = args["postrender"]
         if postrender is not None:
             # The provider runs the wrapper on install and upgrade; its relative path
             # is the same on every machine, so only a change of what it does (in the
             # description: patch digest, registry) makes an update.
             write_wrapper(postrender)
-            description += f"; {postrender.description()}"
+        description = Description(args["chart_version"], args["chart_digest"], postrender.description() if postrender else "").format()
         release = HelmRelease(
-            f"{name}-release",
+            helm_release_name(name),
             HelmReleaseArgs(
                 name=args["release_name"],
                 namespace=args["namespace"],
@@ -111,7 +111,7 @@ class LocalRelease(pulumi.ComponentResource):
                 # Created after the release and awaited by its dependants, so on
                 # destroy it is deleted (and waits) after them, before the release.
                 self.ready.append(
-                    Hook(f"{name}-{spec.name}", HookArgs(spec=spec, release=args["release_name"], trigger=args["chart_digest"]),
+                    Hook(hook_name(name, spec.name), HookArgs(spec=spec, release=args["release_name"], trigger=args["chart_digest"]),
                          opts=pulumi.ResourceOptions(parent=self, depends_on=[release]))
                 )
         self.status = release.status.apply(lambda s: (s or {}).get("status") or "unknown")

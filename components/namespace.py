@@ -16,8 +16,7 @@ from collections.abc import Mapping
 import pulumi
 
 from components.kubernetes_provider import with_provider_defaults
-
-TYPE = "kubernetes:core/v1:Namespace"
+from model.identity import NAMESPACE_TYPE
 
 
 class Namespace(pulumi.CustomResource):
@@ -34,4 +33,4 @@ class Namespace(pulumi.CustomResource):
             # Output of the provider; listed so the engine fills it in, as in the SDK class.
             "status": None,
         }
-        super().__init__(TYPE, resource_name, props, opts)
+        super().__init__(NAMESPACE_TYPE, resource_name, props, opts)

@@ -10,6 +10,7 @@ import pulumi
 from components.namespace import Namespace
 from components.tier import Tier, TierArgs
 from model.deployment import Deployment
+from model.identity import PLATFORM_TYPE, namespace_name, tier_name
 
 # Label on every namespace the program creates, so operators (and the destroy
 # test) can tell them from namespaces someone else made.
@@ -36,22 +37,22 @@ class Platform(pulumi.ComponentResource):
     endpoints: pulumi.Output[dict[str, str]]
 
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("astrago:platform:Platform", name, None, opts)
+        super().__init__(PLATFORM_TYPE, name, None, opts)
         deployment = args["deployment"]
         namespaces: dict[str, pulumi.Resource] = {}
         for release in deployment.releases.values():
             if release.namespace not in namespaces:
                 namespaces[release.namespace] = Namespace(
-                    f"{name}-ns-{release.namespace}", release.namespace, MANAGED_BY,
+                    namespace_name(name, release.namespace), release.namespace, MANAGED_BY,
                     opts=pulumi.ResourceOptions(parent=self),
                 )
         ready: dict[str, Sequence[pulumi.Resource]] = {}
         self.tiers = []
-        for tier_name, members in deployment.plan.tiers:
+        for tier_key, members in deployment.plan.tiers:
             if not members:
                 continue
             tier = Tier(
-                f"{name}-{tier_name}",
+                tier_name(name, tier_key),
                 TierArgs(
                     releases=[deployment.releases[m] for m in members],
                     upstream=dict(ready),

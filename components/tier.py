@@ -9,6 +9,7 @@ import pulumi
 
 from components.local_release import LocalRelease, LocalReleaseArgs
 from model.deployment import ResolvedRelease
+from model.identity import TIER_TYPE, local_release_name
 
 
 class TierArgs(TypedDict):
@@ -33,14 +34,14 @@ class Tier(pulumi.ComponentResource):
     """Helm status per release."""
 
     def __init__(self, name: str, args: TierArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("astrago:tier:Tier", name, None, opts)
+        super().__init__(TIER_TYPE, name, None, opts)
         ready: dict[str, Sequence[pulumi.Resource]] = dict(args["upstream"])
         self.releases = {}
         for release in args["releases"]:
             after = [resource for dep in release.depends_on for resource in ready[dep]]
             after.append(args["namespaces"][release.namespace])
             member = LocalRelease(
-                f"{name}-{release.name}",
+                local_release_name(name, release.name),
                 LocalReleaseArgs(
                     release_name=release.name,
                     namespace=release.namespace,

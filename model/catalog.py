@@ -18,9 +18,6 @@ from model.yamlload import safe_load
 
 HOOK_WHEN = ("preInstall", "preDelete")
 HOOK_CHECKS = ("node-label",)
-# Resource type of a hook: the only type of this project's hooks provider
-# (toolchain/go/hooks-provider); part of every hook's URN.
-HOOK_RESOURCE_TYPE = "astrago-hooks:index:Hook"
 DRIFT_MODES = ("enabled", "warn", "disabled")
 REMEDIATION_STRATEGIES = ("rollback", "none")
 PLATFORM_SETTINGS = ("storageClass", "nfs.server", "nfs.path", "externalIP", "domain", "imageRegistry")

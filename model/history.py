@@ -16,15 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from model.errors import InputError
+from model.identity import RELEASE_TYPE, Description, is_secret, urn_name
 from model.values import MASK
 
-RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
-# Pulumi's marker of a secret in serialized state (resource.SecretSig in the SDK).
-SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-# components/local_release.py writes this into every Helm release, and after
-# "; " what else changes the rendered chart (post-render patches, registry).
-DESCRIPTION = re.compile(r"^chart (?P<version>\S+) sha256:(?P<digest>[0-9a-f]{64})(?:; (?P<extra>.*))?$")
 # Helm release inputs shown as chart facts or values, not as options.
 NOT_OPTIONS = {"values", "description", "chart", "version", "name", "namespace"}
 # Environment metadata worth showing: git, hosting, CI and how the update ran.
@@ -149,7 +143,7 @@ class StoredUpdate:
 def decode(value: Any, seen: set[str], config: bool = False) -> Any:
     """Plain data with every secret replaced by a `Secret` (its ciphertext noted in `seen`)."""
     if isinstance(value, dict):
-        if value.get(SECRET_SIG_KEY) == SECRET_SIG:
+        if is_secret(value):
             text = str(value.get("ciphertext") or "")
             seen.add(text)
             return Secret(text)
@@ -193,10 +187,10 @@ def releases_of(deployment: Mapping[str, Any], seen: set[str]) -> dict[str, Rele
             continue
         inputs = decode(resource.get("inputs") or {}, seen)
         outputs = decode(resource.get("outputs") or {}, seen)
-        name = str(inputs.get("name") or outputs.get("name") or str(resource.get("urn", "")).rsplit("::", 1)[-1])
-        match = DESCRIPTION.match(str(inputs.get("description") or ""))
-        if match:
-            version, digest, extra = match["version"], match["digest"], match["extra"] or ""
+        name = str(inputs.get("name") or outputs.get("name") or urn_name(str(resource.get("urn", ""))))
+        described = Description.parse(str(inputs.get("description") or ""))
+        if described:
+            version, digest, extra = described.version, described.digest, described.extra
         else:
             # Older programs put these only on the LocalRelease component's outputs.
             parent = (by_urn.get(resource.get("parent")) or {}).get("outputs") or {}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
 
+from model.identity import RELEASE_TYPE
 from policy import rules
 
 CHARTS = "charts-from-this-repo"
@@ -37,7 +38,7 @@ def _report(report_violation: ReportViolation, args: ResourceValidationArgs, rul
 
 def check_chart_source(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Rule 1, every stack: the chart is charts/own/<name> or <chartsDir>/external/<archive>.tgz."""
-    if args.resource_type != rules.RELEASE_TYPE:
+    if args.resource_type != RELEASE_TYPE:
         return
     problems = rules.chart_source_problems(args.props.get("chart"), rules.plain(args.props.get("repositoryOpts")), _facts(args))
     _report(report_violation, args, CHARTS, problems)
@@ -45,7 +46,7 @@ def check_chart_source(args: ResourceValidationArgs, report_violation: ReportVio
 
 def check_prod_image_tags(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Rule 2, prod only: no `latest`, untagged or `-dev-` image (our charts' defaults included)."""
-    if args.resource_type != rules.RELEASE_TYPE:
+    if args.resource_type != RELEASE_TYPE:
         return
     facts = _facts(args)
     if not facts.is_prod:
@@ -60,7 +61,7 @@ def check_prod_limits(args: ResourceValidationArgs, report_violation: ReportViol
     A third-party archive is marked not applicable: its values do not say which containers
     exist, and only rendering would.
     """
-    if args.resource_type != rules.RELEASE_TYPE:
+    if args.resource_type != RELEASE_TYPE:
         return
     facts = _facts(args)
     if not facts.is_prod:
@@ -73,7 +74,7 @@ def check_prod_limits(args: ResourceValidationArgs, report_violation: ReportViol
 
 def check_plain_secrets(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Rule 4, every stack: no credential-named key with a value outside the catalog's encrypted paths."""
-    if args.resource_type != rules.RELEASE_TYPE:
+    if args.resource_type != RELEASE_TYPE:
         return
     facts = _facts(args)
     values = rules.plain(args.props.get("values") or {})

@@ -26,7 +26,6 @@ from model.catalog import load_catalog
 from model.stackfile import plain_config, with_inherited
 from model.values import deep_merge
 
-RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 OWN_CHARTS = Path("charts") / "own"
 PROD = "prod"
 # A tag that names no fixed build: `latest`, or a dev build ({component}-dev-{sha}).

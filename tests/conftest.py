@@ -23,6 +23,7 @@ from pulumi.runtime.sync_await import _sync_await
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from model.identity import RELEASE_TYPE  # noqa: E402
 from model.stackfile import PROJECT, plain_config  # noqa: E402
 from tests.standin_charts import build_charts_dir  # noqa: E402
 
@@ -43,7 +44,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         self.resources.append(args)
         outputs = dict(args.inputs)
-        if args.typ == "kubernetes:helm.sh/v3:Release":
+        if args.typ == RELEASE_TYPE:
             outputs["status"] = {"status": "deployed", "revision": 1, "name": args.inputs.get("name"), "namespace": args.inputs.get("namespace")}
         return f"{args.name}-id", outputs
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from model.history import RELEASE_TYPE, SECRET_SIG, SECRET_SIG_KEY, History, StoredUpdate, build_updates
+from model.history import History, StoredUpdate, build_updates
+from model.identity import RELEASE_TYPE, SECRET_SIG, SECRET_SIG_KEY, STACK_TYPE, Description, release_urn, urn
 
 START = 1_780_000_000
 RELEASES = ("astrago", "keycloak-addons", "gpu-process-exporter")
@@ -17,16 +18,16 @@ def digest(text: str) -> str:
 
 def deployment(versions: dict[str, str], tag: str = "core-dev-0000001", ciphertext: str = "v1:ct-values") -> dict[str, Any]:
     """A deployment as Pulumi stores it: one Helm Release resource per release, astrago with an image tag and a secret value."""
-    resources: list[dict[str, Any]] = [{"urn": "urn:pulumi:s::astrago-deploy::pulumi:pulumi:Stack::astrago-deploy-s", "type": "pulumi:pulumi:Stack"}]
+    resources: list[dict[str, Any]] = [{"urn": urn("s", (), STACK_TYPE, "astrago-deploy-s"), "type": STACK_TYPE}]
     for name, version in versions.items():
         values: dict[str, Any] = {"replicas": 1}
         if name == "astrago":
             values = {"core": {"image": {"tag": tag}}, "experiment": {"enabled": False},
                       "mariadb": {"password": {SECRET_SIG_KEY: SECRET_SIG, "ciphertext": ciphertext}}}
         resources.append({
-            "urn": f"urn:pulumi:s::astrago-deploy::astrago:platform:Platform$kubernetes:helm.sh/v3:Release::{name}",
+            "urn": release_urn("s", "applications", name),
             "type": RELEASE_TYPE,
-            "inputs": {"name": name, "namespace": "astrago", "chart": f"charts/own/{name}", "description": f"chart {version} sha256:{digest(name + version)}",
+            "inputs": {"name": name, "namespace": "astrago", "chart": f"charts/own/{name}", "description": Description(version, digest(name + version)).format(),
                        "values": values, "atomic": True},
             "outputs": {"name": name, "status": {"status": "deployed", "revision": 1}},
         })

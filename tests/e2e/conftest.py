@@ -36,7 +36,7 @@ E2E_CLUSTER = ("--name", _E2E_NAME, "--workdir", str(ROOT / ".state" / f"kwok-{_
                "--kubeconfig", str(KUBECONFIG), "--port-base", _E2E_PORT or "16543")
 PASSPHRASE = "e2e-only-passphrase"
 # Copied into each throwaway project: what the program reads, nothing else.
-PROJECT_PARTS = ("Pulumi.yaml", "__main__.py", "catalog", "charts", "components", "model", "values")
+PROJECT_PARTS = ("Pulumi.yaml", "__main__.py", "catalog", "charts", "cli", "components", "model", "values")
 # The simulated cluster has no volume provisioner: the product must not wait for volumes.
 KWOK_VALUES = {"astrago": {"values": {"mariadb": {"persistence": {"enabled": False}}, "storage": {"workloadLogs": {"enabled": False}}}}}
 SECRETS = {
@@ -95,6 +95,8 @@ def copy_project(target: Path) -> Path:
         else:
             shutil.copy2(source, target / part)
     (target / ".venv").symlink_to(require(ROOT / ".venv", "make setup"))
+    # The program runs the pinned tools of its own folder (cli/process.py), as in the project.
+    (target / ".tools").symlink_to(require(ROOT / ".tools", "make setup"))
     return target
 
 

@@ -25,10 +25,9 @@ from pulumi import automation as auto
 from commands.charts import sync
 from components.engine_log import KEEP_ENV
 from model.catalog import load_catalog
+from model.identity import RELEASE_TYPE
 from tests.chart_repo import build_repo, serve
 from tests.e2e.conftest import KWOK_VALUES, ROOT, E2EStack, copy_project, dispose, new_stack
-
-RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 
 
 @dataclass

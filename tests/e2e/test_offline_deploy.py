@@ -22,10 +22,9 @@ from commands.bundle import create, unpack
 from commands.charts import sync
 from model.catalog import load_catalog
 from model.charts import load_lock
+from model.identity import RELEASE_TYPE
 from tests.chart_repo import build_repo, serve
 from tests.e2e.conftest import KWOK_VALUES, ROOT, copy_project, dispose, new_stack
-
-RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 
 
 def _repository_down(port: int) -> bool:

@@ -23,9 +23,9 @@ import pytest
 import yaml
 from pulumi import automation as auto
 
+from model.identity import RELEASE_CHAIN, RELEASE_TYPE, urn
 from tests.e2e.conftest import ROOT, E2EStack, copy_project, dispose, new_stack
 
-RELEASE_URN = "::astrago-deploy::astrago:platform:Platform$astrago:tier:Tier$astrago:local_release:LocalRelease$kubernetes:helm.sh/v3:Release::"
 # Plain text the secrets rule must refuse without ever printing it.
 PLAIN_PASSWORD = "e2e-plain-Zq99"
 
@@ -63,7 +63,7 @@ def preview(stack: E2EStack) -> tuple[bool, str]:
 
 def violation(output: str, stack: E2EStack, release: str, resource: str, rule: str, detail: str) -> None:
     """Assert the engine printed a violation of rule naming the release, its URN and the detail."""
-    expected = f"release {release!r} (urn:pulumi:{stack.name}{RELEASE_URN}{resource}) breaks rule {rule}: {detail}"
+    expected = f"release {release!r} ({urn(stack.name, RELEASE_CHAIN, RELEASE_TYPE, resource)}) breaks rule {rule}: {detail}"
     assert expected in output, f"missing violation:\n{expected}\nin:\n{output}"
 
 

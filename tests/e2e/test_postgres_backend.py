@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import pytest
 from pulumi import automation as auto
 
+from model.identity import RELEASE_TYPE
 from tests.e2e.conftest import SECRETS, E2EStack, copy_project, dispose, new_stack
 from tests.e2e.postgres_support import TABLE, PostgresServer, running_postgres
 
@@ -75,7 +76,7 @@ def test_up_keeps_the_stack_state_in_postgres(pg_stack: PgStack) -> None:
     checkpoints = pg_stack.server.rows(f"%.pulumi/stacks/%/{name}.json")
     assert len(checkpoints) == 1, f"one checkpoint row for {name}: {sorted(checkpoints)}"
     [checkpoint] = checkpoints.values()
-    assert b"kubernetes:helm.sh/v3:Release" in checkpoint, "the deployed releases are in the stored checkpoint"
+    assert RELEASE_TYPE.encode() in checkpoint, "the deployed releases are in the stored checkpoint"
     history = pg_stack.server.rows(f"%.pulumi/history/%/{name}/%")
     assert history, "the update left a history row"
     stored = b"\n".join([*checkpoints.values(), *history.values()])

@@ -9,11 +9,11 @@ import pytest
 
 from model.catalog import load_catalog
 from model.errors import InputError
+from model.identity import NAMESPACE_TYPE as NAMESPACE
+from model.identity import RELEASE_TYPE as RELEASE
 from model.settings import SKIP_CHECKPOINTS, check_adoption, parse_settings
 from tests.conftest import ROOT, RunProgram
 
-RELEASE = "kubernetes:helm.sh/v3:Release"
-NAMESPACE = "kubernetes:core/v1:Namespace"
 LOCAL = {"gpu-operator-addons": "gpu-operator", "gpu-process-exporter": "gpu-operator", "keycloak-addons": "keycloak", "astrago": "astrago"}
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from commands.diff import compare, object_diff, yaml_path
 from commands.drift import changes, namespace_changes, release_changes, steps
 from commands.recover import Lock, rollback_target, stack_locks
+from model.identity import NAMESPACE_TYPE, RELEASE_TYPE, SECRET_SIG, SECRET_SIG_KEY
 from model.manifest import mask_object, parse_manifest
 from model.values import MASK
 
@@ -119,7 +120,7 @@ def test_drift_values_show_old_and_new_but_never_a_secret() -> None:
     assert not any("leaked-if-printed" in line for line in lines)
 
 
-def _event(kind: str, op: str, old: dict[str, Any], new: dict[str, Any] | None, typ: str = "kubernetes:helm.sh/v3:Release") -> dict[str, Any]:
+def _event(kind: str, op: str, old: dict[str, Any], new: dict[str, Any] | None, typ: str = RELEASE_TYPE) -> dict[str, Any]:
     meta: dict[str, Any] = {"op": op, "urn": "urn:pulumi:s::p::t::astrago-release", "type": typ, "old": {"outputs": old}}
     if new is not None:
         meta["new"] = {"outputs": new}
@@ -127,7 +128,7 @@ def _event(kind: str, op: str, old: dict[str, Any], new: dict[str, Any] | None, 
 
 
 def test_the_refresh_result_of_a_helm_release_names_revision_and_values() -> None:
-    secret = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "ciphertext": "[secret]"}
+    secret = {SECRET_SIG_KEY: SECRET_SIG, "ciphertext": "[secret]"}
     old = {"name": "astrago", "status": {"revision": 1, "status": "deployed"}, "values": {"core": {"pw": secret}}}
     new = {"name": "astrago", "status": {"revision": 2, "status": "deployed"}, "values": {"core": {"pw": secret, "replicas": 2}}}
     found = steps([_event("resourcePreEvent", "refresh", old, old), _event("resOutputsEvent", "same", old, new)])
@@ -146,7 +147,7 @@ def test_a_release_the_refresh_found_gone_is_reported() -> None:
 def test_namespace_drift_ignores_what_the_provider_writes() -> None:
     old = {"metadata": {"name": "astrago", "labels": {"app.kubernetes.io/managed-by": "astrago-deploy"}, "annotations": {"pulumi.com/x": "1"}}}
     new = {"metadata": {"name": "astrago", "labels": {}, "annotations": {"pulumi.com/x": "2"}}}
-    [step] = steps([_event("resOutputsEvent", "same", old, new, "kubernetes:core/v1:Namespace")]).values()
+    [step] = steps([_event("resOutputsEvent", "same", old, new, NAMESPACE_TYPE)]).values()
     assert namespace_changes(step) == ['metadata.labels.app.kubernetes.io/managed-by: "astrago-deploy" -> (absent)']
 
 

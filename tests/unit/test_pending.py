@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from model.errors import InputError
-from model.pending import (
+from cli import pending
+from cli.pending import (
     PendingQuery,
     PendingRelease,
     Runner,
@@ -18,6 +18,8 @@ from model.pending import (
     kubectl_command,
     parse_release_table,
 )
+from cli.process import ToolError
+from model.errors import InputError
 
 # Captured from `kubectl get secrets -A -l 'owner=helm,...' -L name,status,version --no-headers` on the
 # local cluster after a rollback: revision 2 stays pending-upgrade, revision 3 is the one that counts.
@@ -80,11 +82,30 @@ def test_an_interrupted_upgrade_is_rolled_back_in_the_message() -> None:
     assert "roll it back to its last deployed revision" in text and "another operation" in text
 
 
-def test_an_unreachable_cluster_only_warns() -> None:
-    _, run = _runner("", returncode=1, stderr="The connection to the server 127.0.0.1:6443 was refused")
+def test_an_unreachable_cluster_is_refused_with_its_server_and_what_to_do() -> None:
+    refused_by = "The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?"
+    _, run = _runner("", returncode=1, stderr=refused_by)
+    with pytest.raises(InputError) as refused:
+        check_not_pending("local", [("astrago", "astrago")], pytest.fail, run=run, server=lambda: "https://127.0.0.1:6443")
+    message = str(refused.value)
+    print(message)
+    assert "the cluster at https://127.0.0.1:6443 is unreachable" in message and "was refused" in message
+    assert "make cluster" in message and "KUBECONFIG" in message and "state is untouched" in message
+    assert "do not set PULUMI_K8S_DELETE_UNREACHABLE" in message
+
+
+def test_a_cluster_that_does_not_answer_in_time_is_unreachable_too() -> None:
+    _, run = _runner("", returncode=1, stderr="Unable to connect to the server: dial tcp 10.0.0.1:6443: i/o timeout")
+    with pytest.raises(InputError) as refused:
+        check_not_pending("prod", [("astrago", "astrago")], pytest.fail, run=run, server=lambda: "https://10.0.0.1:6443")
+    assert "https://10.0.0.1:6443 is unreachable" in str(refused.value) and "make cluster" not in str(refused.value)
+
+
+def test_a_cluster_that_answers_with_an_error_only_warns() -> None:
+    _, run = _runner("", returncode=1, stderr='Error from server (Forbidden): secrets is forbidden: User "ci" cannot list resource "secrets"')
     warnings: list[str] = []
-    check_not_pending("dev", [("astrago", "astrago")], warnings.append, run=run)
-    assert len(warnings) == 1 and "was refused" in warnings[0]
+    check_not_pending("dev", [("astrago", "astrago")], warnings.append, run=run, server=pytest.fail)
+    assert len(warnings) == 1 and "Forbidden" in warnings[0]
 
 
 def test_no_release_pending_passes_quietly() -> None:
@@ -94,18 +115,18 @@ def test_no_release_pending_passes_quietly() -> None:
     assert warnings == []
 
 
-def _fake_kubectl(tmp_path: Path, script: str) -> str:
-    """A `kubectl` on PATH that runs `script` (sh); returns the PATH to use."""
+def _fake_kubectl(tmp_path: Path, script: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pinned `kubectl` replaced by one that runs `script` (sh)."""
     kubectl = tmp_path / "kubectl"
     kubectl.write_text("#!/bin/sh\n" + script)
     kubectl.chmod(0o755)
-    return f"{tmp_path}:/usr/bin:/bin"
+    monkeypatch.setattr(pending, "tool", lambda name: str(kubectl) if name == "kubectl" else pytest.fail(name))
 
 
 def test_a_query_started_early_answers_the_check_later(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     table = tmp_path / "table.txt"
     table.write_text(TABLE)
-    monkeypatch.setenv("PATH", _fake_kubectl(tmp_path, f'echo "$@" > {tmp_path}/args; cat {table}\n'))
+    _fake_kubectl(tmp_path, f'echo "$@" > {tmp_path}/args; cat {table}\n', monkeypatch)
     query = PendingQuery(timeout_s=20)
     with pytest.raises(InputError) as refused:
         check_not_pending("dev", [("keycloak", "keycloak-addons")], pytest.fail, run=query.run)
@@ -115,15 +136,23 @@ def test_a_query_started_early_answers_the_check_later(tmp_path: Path, monkeypat
 
 
 def test_a_query_the_program_never_reads_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PATH", _fake_kubectl(tmp_path, "exec sleep 600\n"))
+    _fake_kubectl(tmp_path, "exec sleep 600\n", monkeypatch)
     query = PendingQuery(timeout_s=20)
     assert query.process is not None and query.process.poll() is None
     query.close()
     assert query.process.poll() is not None, "close() must end the kubectl call"
 
 
-def test_a_query_without_kubectl_only_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))
+def test_a_query_without_the_pinned_kubectl_only_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pending, "tool", lambda name: (_ for _ in ()).throw(ToolError(f"{name} is not installed in {tmp_path}: run `make setup`")))
     warnings: list[str] = []
     check_not_pending("dev", [("astrago", "astrago")], warnings.append, run=PendingQuery().run)
-    assert len(warnings) == 1 and "kubectl is not on PATH" in warnings[0]
+    assert len(warnings) == 1 and "kubectl is not installed" in warnings[0] and "make setup" in warnings[0]
+
+
+def test_the_query_runs_the_pinned_kubectl_never_one_from_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_kubectl(tmp_path, "exit 0\n", monkeypatch)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    query = PendingQuery(timeout_s=5)
+    assert query.command[0] == str(tmp_path / "kubectl")
+    query.close()

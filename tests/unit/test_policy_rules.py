@@ -17,10 +17,11 @@ import yaml
 from pulumi_policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
 from pulumi_policy.deserialize import deserialize_properties
 
+from model.identity import NAMESPACE_TYPE, RELEASE_CHAIN, RELEASE_TYPE, urn
 from policy import policies, rules
 from tests.conftest import ROOT, TEST_SECRETS, RunProgram
 
-URN = "urn:pulumi:{stack}::astrago-deploy::astrago:platform:Platform$astrago:tier:Tier$astrago:local_release:LocalRelease$kubernetes:helm.sh/v3:Release::{name}"
+URN = urn("{stack}", RELEASE_CHAIN, RELEASE_TYPE, "{name}")
 
 
 def facts(root: Path = ROOT, stack: str = "dev", charts_dir: str = "charts", environment: str | None = None) -> rules.StackFacts:
@@ -199,7 +200,7 @@ def test_reference_keys_name_where_a_credential_lives(key: str, reference: bool)
 # --- the glue, called as pulumi-policy calls it -------------------------------------------------
 
 def validate(check: Any, props: dict[str, Any], stack: str = "dev", name: str = "astrago-applications-astrago-release",
-             resource_type: str = rules.RELEASE_TYPE) -> list[tuple[str, str | None]]:
+             resource_type: str = RELEASE_TYPE) -> list[tuple[str, str | None]]:
     opts = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
     args = ResourceValidationArgs(resource_type, props, URN.format(stack=stack, name=name), name, opts, None)
     reported: list[tuple[str, str | None]] = []
@@ -238,7 +239,7 @@ def test_limits_of_a_third_party_chart_are_not_applicable(project: Path) -> None
 def test_other_resources_are_not_checked(project: Path) -> None:
     props = {"metadata": {"name": "astrago", "annotations": {"password": "x"}}}
     for check in (policies.check_chart_source, policies.check_plain_secrets, policies.check_prod_image_tags, policies.check_prod_limits):
-        assert validate(check, props, resource_type="kubernetes:core/v1:Namespace", name="astrago-ns-astrago") == []
+        assert validate(check, props, resource_type=NAMESPACE_TYPE, name="astrago-ns-astrago") == []
 
 
 def test_catalog_secret_paths_pass_and_others_fail(project: Path) -> None:
@@ -256,7 +257,7 @@ def test_every_committed_stack_passes_every_rule(stack: str, run_program: RunPro
     """What the program registers for each stack (external charts from stand-in archives) breaks no rule;
     prod is checked by the prod rules too."""
     run = run_program(stack)
-    releases = run.of_type(rules.RELEASE_TYPE)
+    releases = run.of_type(RELEASE_TYPE)
     assert releases
     catalog = rules.load_facts.__wrapped__(ROOT, "astrago-deploy", stack).secret_paths
     stack_facts = rules.StackFacts(root=ROOT, project="astrago-deploy", stack=stack, environment=stack,

@@ -12,6 +12,7 @@ import yaml
 
 from commands.values import resolve_stack
 from model.errors import InputError
+from model.identity import RELEASE_TYPE as RELEASE
 from model.patches import (
     PATCHES_DIR,
     Target,
@@ -27,7 +28,6 @@ from model.postrender import check_registry, plan_postrender, render, rewrite_im
 from tests.conftest import RunProgram
 
 ROOT = Path(__file__).resolve().parents[2]
-RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
 def _deployment(name: str = "astrago-core", **spec: Any) -> dict[str, Any]:

@@ -12,11 +12,12 @@ import pytest
 import yaml
 
 from components.hook import Hook
+from model.identity import NAMESPACE_TYPE, SECRET_SIG_KEY
+from model.identity import RELEASE_TYPE as RELEASE
 from tests.conftest import ROOT, TEST_SECRETS, RunProgram
 from tests.standin_charts import build_charts_dir
 
-RELEASE = "kubernetes:helm.sh/v3:Release"
-SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker key of a serialized secret
+SECRET_SIG = SECRET_SIG_KEY
 
 
 def _releases(run: Any) -> dict[str, Any]:
@@ -193,7 +194,7 @@ def test_a_bad_helm_override_names_the_stack_key(run_program: RunProgram) -> Non
 
 def test_namespaces_are_created_once_each(run_program: RunProgram) -> None:
     run = run_program("dev")
-    names = [r.inputs["metadata"]["name"] for r in run.of_type("kubernetes:core/v1:Namespace")]
+    names = [r.inputs["metadata"]["name"] for r in run.of_type(NAMESPACE_TYPE)]
     assert sorted(names) == sorted(set(names)), "a namespace is registered twice"
     assert "gpu-operator" in names and "keycloak" in names
 

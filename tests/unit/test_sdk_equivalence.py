@@ -21,6 +21,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components.helm_release import HelmRelease, HelmReleaseArgs
 from components.namespace import Namespace
+from model.identity import RELEASE_TYPE
 from tests.conftest import RecordingMocks
 
 
@@ -83,7 +84,7 @@ def test_helm_release_registers_what_the_sdks_release_registers(register: Callab
 
     requests = register(program)
     ours, sdk = requests["ours"], requests["sdk"]
-    assert ours.type == sdk.type == "kubernetes:helm.sh/v3:Release"
+    assert ours.type == sdk.type == RELEASE_TYPE
     assert ours.version == sdk.version and ours.version, (ours.version, sdk.version)
     assert _without_name(ours) == _without_name(sdk), f"ours:\n{ours}\nsdk:\n{sdk}"
 

@@ -8,19 +8,28 @@ name that is still in use"), so the next `pulumi up` would fail halfway
 through a tier. `check_not_pending` finds such releases before anything
 acts and names the recovery command.
 
-The check is one `kubectl get secrets` call: Helm keeps one Secret per
-revision, labelled owner=helm, name, status and version. kubectl's default
-(table) output makes the API server send object metadata only, so release
-contents (which hold values, secrets included) never leave the cluster.
+The check is one `kubectl get secrets` call (the pinned kubectl): Helm keeps
+one Secret per revision, labelled owner=helm, name, status and version.
+kubectl's default (table) output makes the API server send object metadata
+only, so release contents (which hold values, secrets included) never leave
+the cluster.
+
+The same call tells whether the cluster answers at all. When it does not,
+the program stops before the engine asks the Kubernetes provider, whose
+only advice would be `PULUMI_K8S_DELETE_UNREACHABLE=true`: that drops every
+release from the state.
 """
 
 from __future__ import annotations
 
-import shutil
+import os
+import re
 import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from cli.process import ToolError, tool
+from cli.process import run as run_tool
 from model.errors import InputError
 
 PENDING_STATUSES = ("pending-install", "pending-upgrade", "pending-rollback")
@@ -41,14 +50,32 @@ class PendingRelease:
 
 
 class PendingCheckError(RuntimeError):
-    """The cluster could not be asked (no kubectl, unreachable, forbidden, timeout)."""
+    """The cluster could not be asked (no kubectl, forbidden, ...)."""
 
 
-def kubectl_command(names: Iterable[str] | None, timeout_s: float) -> list[str]:
+class ClusterUnreachable(PendingCheckError):
+    """The cluster's API server did not answer (refused, no route, timeout, unknown host)."""
+
+
+# What kubectl (client-go) says when no API server answers, as opposed to one that answers with an error.
+UNREACHABLE = re.compile(
+    r"Unable to connect to the server|connection to the server .* was refused|connection refused|no route to host"
+    r"|i/o timeout|no such host|TLS handshake timeout|context deadline exceeded|Client\.Timeout|network is unreachable"
+)
+
+
+def kubectl_command(names: Iterable[str] | None, timeout_s: float, kubectl: str = "kubectl") -> list[str]:
     """The one kubectl call: every Helm release Secret (of these release names, if given), metadata only."""
     selector = "owner=helm" if names is None else f"owner=helm,name in ({','.join(sorted(set(names)))})"
-    return ["kubectl", "get", "secrets", "--all-namespaces", "--selector", selector,
+    return [kubectl, "get", "secrets", "--all-namespaces", "--selector", selector,
             "--label-columns", ",".join(LABELS), "--no-headers", f"--request-timeout={int(timeout_s)}s"]
+
+
+def _pinned_kubectl() -> str:
+    try:
+        return tool("kubectl")
+    except ToolError as error:
+        raise PendingCheckError(str(error)) from None
 
 
 def parse_release_table(text: str) -> dict[tuple[str, str], tuple[int, str]]:
@@ -88,11 +115,13 @@ class PendingQuery:
     """
 
     def __init__(self, timeout_s: float = 20.0) -> None:
-        self.command = kubectl_command(None, timeout_s)
         self.process: subprocess.Popen[str] | None = None
-        self.start_error = "kubectl is not on PATH"
-        if shutil.which("kubectl") is None:
+        try:
+            self.command = kubectl_command(None, timeout_s, _pinned_kubectl())
+        except PendingCheckError as error:
+            self.command, self.start_error = [], str(error)
             return
+        self.start_error = ""
         try:
             self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         except OSError as error:
@@ -123,15 +152,16 @@ def find_pending(releases: Iterable[tuple[str, str]], timeout_s: float = 20.0, r
     wanted = set(releases)
     if not wanted:
         return []
-    if run is _run and shutil.which("kubectl") is None:
-        raise PendingCheckError("kubectl is not on PATH")
-    command = kubectl_command({name for _, name in wanted}, timeout_s)
+    command = kubectl_command({name for _, name in wanted}, timeout_s, _pinned_kubectl() if run is _run else "kubectl")
     try:
         result = run(command, timeout_s + 5)
     except subprocess.TimeoutExpired:
-        raise PendingCheckError(f"`kubectl get secrets` did not answer within {timeout_s + 5:.0f} s") from None
+        raise ClusterUnreachable(f"`kubectl get secrets` did not answer within {timeout_s + 5:.0f} s") from None
     if result.returncode != 0:
-        raise PendingCheckError(f"`kubectl get secrets` failed: {result.stderr.strip()[-400:]}")
+        reason = result.stderr.strip()[-400:]
+        if UNREACHABLE.search(reason):
+            raise ClusterUnreachable(reason)
+        raise PendingCheckError(f"`kubectl get secrets` failed: {reason}")
     latest = parse_release_table(result.stdout)
     return sorted(
         (PendingRelease(namespace=ns, name=name, status=status, revision=revision)
@@ -152,15 +182,39 @@ def describe(pending: PendingRelease, stack: str) -> str:
     )
 
 
-def check_not_pending(stack: str, releases: Iterable[tuple[str, str]], warn: Callable[[str], None], timeout_s: float = 20.0,
-                      run: Runner = _run) -> None:
-    """Raise InputError naming every pending release of the stack; warn (and go on) when the cluster cannot be asked.
+def cluster_server(timeout_s: float = 10.0) -> str:
+    """The API server the current kubeconfig context points at ('' when it names none)."""
+    try:
+        result = run_tool([tool("kubectl"), "config", "view", "--minify", "--output", "jsonpath={.clusters[0].cluster.server}"], timeout_s, check=False)
+    except ToolError:
+        return ""
+    return result.stdout.strip() if result.returncode == 0 else ""
 
-    A failed check only warns: without a cluster the Helm operations fail on
-    their own, and a preview should still show the program's changes.
+
+def unreachable_message(server: str, reason: str, stack: str) -> str:
+    """Why the stack cannot be previewed or deployed now, what to do, and that nothing was touched."""
+    where = f"the cluster at {server}" if server else "the cluster of the current kubeconfig context"
+    kubeconfig = os.environ.get("KUBECONFIG") or "~/.kube/config"
+    start = "start it with `make cluster`" if stack == "local" else "start it or reconnect to it (VPN, tunnel)"
+    return (
+        f"{where} is unreachable: {reason.splitlines()[-1] if reason else 'no answer'}. "
+        f"Kubeconfig: {kubeconfig}. {start[0].upper()}{start[1:]}, or point KUBECONFIG at the cluster of stack {stack!r}, "
+        f"then run this again. The stack's state is untouched (do not set PULUMI_K8S_DELETE_UNREACHABLE=true: "
+        f"it would drop every release from the state while they keep running)."
+    )
+
+
+def check_not_pending(stack: str, releases: Iterable[tuple[str, str]], warn: Callable[[str], None], timeout_s: float = 20.0,
+                      run: Runner = _run, server: Callable[[], str] = cluster_server) -> None:
+    """Raise InputError naming every pending release of the stack, or the cluster that does not answer.
+
+    Any other failure to ask (kubectl missing, access forbidden) only warns:
+    the Helm operations then fail on their own, with their own message.
     """
     try:
         pending = find_pending(releases, timeout_s, run)
+    except ClusterUnreachable as error:
+        raise InputError(unreachable_message(server(), str(error), stack)) from None
     except PendingCheckError as error:
         warn(f"could not check for Helm releases left pending by an interrupted update: {error}")
         return
