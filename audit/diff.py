@@ -1,5 +1,7 @@
 """What changed between two updates of a stack: releases, chart versions and digests, values, Helm options, config.
 
+Leaf changes come from the project's one structural diff (model/structdiff.py).
+
 Secrets are compared, never shown: the state re-encrypts every secret on every
 update, so two ciphertexts of an unchanged value differ. A secret value counts
 as changed when the secret config key it comes from (catalog) was set again
@@ -17,12 +19,13 @@ from typing import Any
 from audit.report import update_json
 from model.catalog import load_catalog
 from model.errors import InputError
-from model.history import History, Secret, Update, ran_by, show, when
-from model.values import MASK, flatten
+from model.history import History, Secret, Update, masked, ran_by, when
+from model.structdiff import ABSENT, join
+from model.structdiff import diff as structural_diff
+from model.structdiff import show as shown
+from model.values import MASK
 
-ABSENT = "(absent)"
-# A path on one side only.
-_MISSING = object()
+NONE = repr(ABSENT)
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,15 @@ def catalog_secrets(root: Path) -> dict[str, dict[str, str]]:
         return {}
 
 
-def _shown(value: Any) -> str:
-    return ABSENT if value is _MISSING else show(value)
+def secret_paths(value: Any, path: str = "") -> set[str]:
+    """Paths (model/structdiff's notation) of every `Secret` in value."""
+    if isinstance(value, Secret):
+        return {path}
+    if isinstance(value, dict):
+        return set().union(*(secret_paths(v, join(path, k)) for k, v in value.items()))
+    if isinstance(value, list):
+        return set().union(*(secret_paths(v, f"{path}[{i}]") for i, v in enumerate(value)))
+    return set()
 
 
 def _secret_config_changed(a: Update, b: Update) -> set[str]:
@@ -76,20 +86,21 @@ def _secret_config_changed(a: Update, b: Update) -> set[str]:
 
 
 def compare(old: dict[str, Any], new: dict[str, Any], prefix: str, secret_change: Callable[[str], str]) -> list[Change]:
-    """Leaf differences; secret_change(path) decides for a path that is secret on both sides."""
-    flat_old, flat_new = flatten(old), flatten(new)
-    changes = []
-    for path in sorted(set(flat_old) | set(flat_new)):
-        before, after = flat_old.get(path, _MISSING), flat_new.get(path, _MISSING)
-        if isinstance(before, Secret) and isinstance(after, Secret):
-            note = secret_change(path)
-            if note:
-                changes.append(Change(f"{prefix}{path}", MASK, MASK, note))
-        elif isinstance(before, Secret) or isinstance(after, Secret):
-            changes.append(Change(f"{prefix}{path}", _shown(before), _shown(after), "secret on one side only"))
-        elif before is _MISSING or after is _MISSING or before != after or type(before) is not type(after):
-            changes.append(Change(f"{prefix}{path}", _shown(before), _shown(after)))
-    return changes
+    """Leaf differences (model/structdiff) with secrets masked; secret_change(path) decides for a path secret on both sides.
+
+    Two ciphertexts never tell whether a secret changed (every update encrypts
+    again), so structdiff compares both sides with secrets as the mask, and a
+    path secret on both sides is reported only when secret_change says why.
+    """
+    old_secrets, new_secrets = secret_paths(old), secret_paths(new)
+    one_side = old_secrets ^ new_secrets
+    changes = [Change(f"{prefix}{c.path}", shown(c.before), shown(c.after), "secret on one side only" if c.path in one_side else "")
+               for c in structural_diff(masked(old), masked(new))]
+    for path in sorted(old_secrets & new_secrets):
+        note = secret_change(path)
+        if note:
+            changes.append(Change(f"{prefix}{path}", MASK, MASK, note))
+    return sorted(changes, key=lambda c: c.path)
 
 
 def diff_updates(history: History, a: Update, b: Update, secret_keys: dict[str, dict[str, str]]) -> UpdateDiff:
@@ -113,7 +124,7 @@ def diff_updates(history: History, a: Update, b: Update, secret_keys: dict[str, 
             return "may have changed: secret config changed and the catalog maps no key to this path" if changed_secrets else ""
 
         facts = (("chart.path", "chart"), ("chart.version", "version"), ("chart.digest", "digest"), ("chart.postrender", "extra"), ("namespace", "namespace"))
-        changes = [Change(label, getattr(old, attr) or ABSENT, getattr(new, attr) or ABSENT) for label, attr in facts if getattr(old, attr) != getattr(new, attr)]
+        changes = [Change(label, getattr(old, attr) or NONE, getattr(new, attr) or NONE) for label, attr in facts if getattr(old, attr) != getattr(new, attr)]
         changes += compare(old.values, new.values, "values.", secret_note)
         changes += compare(old.options, new.options, "helm.", lambda _p: "")
         if changes:

@@ -8,7 +8,6 @@ secret config value was set again, and to check that no output holds one.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -303,9 +302,3 @@ def ran_by(update: Update) -> str:
 def changes_text(changes: Mapping[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(changes.items())) or "-"
 
-
-def show(value: Any) -> str:
-    """A leaf as people read it (JSON), secrets as the mask."""
-    if isinstance(value, Secret):
-        return MASK
-    return json.dumps(masked(value), sort_keys=True)
