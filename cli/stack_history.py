@@ -13,19 +13,22 @@ from __future__ import annotations
 import json
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from cli.process import ROOT, ToolError
-from cli.pulumi import redact_url, stack_export, stack_history, stack_ls
+from cli.pulumi import StackSummary, redact_url, stack_export, stack_history, stack_ls
 from cli.state_store import StateStore, open_store
 from model.errors import InputError
 from model.history import History, ReleaseRecord, StoredUpdate, Update, build_updates, deployment_of, releases_of
 from model.stackfile import PROJECT
 
 DEFAULT_BACKEND = f"file://{ROOT / '.state' / 'backend'}"
+# CLI calls of the fleet view at a time: each is mostly waiting on the backend.
+FLEET_PARALLEL = 4
 OBJECT_NAME = re.compile(r"^(?P<stack>.+)-(?P<ns>\d+)\.(?P<kind>history|checkpoint)\.json(?:\.gz|\.zst)?$")
 
 
@@ -124,15 +127,18 @@ class StackState:
 def load_fleet(url: str, root: Path) -> tuple[str, list[StackState], set[str]]:
     """Every stack of the project in the backend: (backend as shown, stacks by name, ciphertexts read).
 
-    Three CLI calls a stack at most (list, newest history entry, export); nothing decrypts.
+    Two CLI calls a stack (newest history entry, export), four stacks at a time; nothing decrypts.
     """
     seen: set[str] = set()
-    stacks = []
-    for summary in sorted(stack_ls(url, root), key=lambda s: s.short_name):
+
+    def one(summary: StackSummary) -> StackState:
         name = summary.short_name
         rows = stack_history(url, root, name, page_size=1)
         last = build_updates(rows[:1], None, seen)[0] if rows else None
         deployment = deployment_of(stack_export(url, root, name)) if rows or summary.resource_count else None
         releases = releases_of(deployment, seen) if deployment is not None else None
-        stacks.append(StackState(name=name, last=last, releases=releases, in_progress=summary.update_in_progress))
+        return StackState(name=name, last=last, releases=releases, in_progress=summary.update_in_progress)
+
+    with ThreadPoolExecutor(max_workers=FLEET_PARALLEL) as pool:
+        stacks = list(pool.map(one, sorted(stack_ls(url, root), key=lambda s: s.short_name)))
     return redact_url(url), stacks, seen

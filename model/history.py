@@ -240,6 +240,8 @@ def build_updates(cli_rows: list[dict[str, Any]], stored: list[StoredUpdate] | N
     newest update; the earlier ones have none.
     """
     rows = list(reversed(cli_rows))
+    if stored is not None and len(stored) > len(rows):
+        stored = stored[:len(rows)]  # updates that ended after the CLI listed the history (the CLI is read first)
     if stored is not None and len(stored) != len(rows):
         raise InputError(f"the backend holds {len(stored)} history entries, `pulumi stack history` lists {len(rows)}: the history changed while it was read; run again")
     updates = []

@@ -47,6 +47,8 @@ def test_cli_and_storage_that_disagree_are_refused() -> None:
         build_updates(rows, [StoredUpdate("k", {"kind": "refresh", "startTime": START}, None)], set())
     with pytest.raises(InputError, match="holds 0 history entries"):
         build_updates(rows, [], set())
+    later = [StoredUpdate("k1", {"kind": "update", "startTime": START}, None), StoredUpdate("k2", {"kind": "update", "startTime": START + 9}, None)]
+    assert [u.source for u in build_updates(rows, later, set())] == ["k1"], "an update that ended after the CLI's list is left for the next run"
 
 
 def test_without_stored_objects_only_the_latest_update_has_releases_and_secrets_are_unknown() -> None:
