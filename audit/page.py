@@ -30,7 +30,7 @@ th{background:#f4f4f4}code{font-size:12px}.meta{color:#555}.note{background:#fff
 .bar{display:inline-block;height:.6em;background:#68a;vertical-align:middle;margin:0 .4em}
 .chg{color:#735;font-size:13px}nav a{margin-right:.6em}nav a.current{font-weight:700;text-decoration:none;color:#222}
 #script-errors{background:#fdd;border:1px solid #c22;padding:.5em;white-space:pre-wrap}
-.lag{background:#fde8e8}.cur{background:#e8f6e8}
+.lag{background:#fde8e8}.cur{background:#e8f6e8}#fleet code{white-space:nowrap}
 """
 # First in <head>: records every later script error into the DOM.
 ERROR_RECORDER = (
