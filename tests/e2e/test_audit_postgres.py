@@ -37,7 +37,7 @@ from tests.e2e.browser import body_attributes, dump_dom, png_facts, screenshot, 
 from tests.e2e.conftest import ROOT, SECRETS, E2EStack, copy_project, dispose, new_stack
 from tests.e2e.postgres_support import PostgresServer, running_postgres
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 STABLE_SCREENSHOT = ROOT / ".state" / "audit" / "screenshot.png"
 FLEET_SCREENSHOT = ROOT / ".state" / "audit" / "screenshot-fleet.png"
