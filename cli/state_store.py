@@ -52,7 +52,7 @@ def decompress(key: str, data: bytes) -> bytes:
         return gzip.decompress(data)
     if key.endswith(".zst"):
         raise InputError(f"{key}: zstd-compressed state, which this Python cannot unpack; the audit reads plain or gzip JSON "
-                         "(unset PULUMI_DIY_BACKEND_COMPRESSION, or set it to gzip, for the next updates)")
+                         "(unset PULUMI_DIY_BACKEND_ZSTD, or use PULUMI_DIY_BACKEND_GZIP, for the next updates)")
     return data
 
 
