@@ -48,7 +48,7 @@ POLICY_PACK := --policy-pack $(ROOT)/policy
 TARGETS = targets="$$($(PY) -m commands.targets --stack $(STACK) --tier '$(TIER)' --release '$(RELEASE)')";
 
 .PHONY: help setup venv tools doctor cluster cluster-down stack up preview destroy refresh \
-        test lint lint-ci postgres chromium typecheck audit audit-diff audit-restore audit-verify fleet env-diff images bundle unbundle diff drift recover policy unit e2e go-test values secret charts-sync charts-verify bench-setup bench clean
+        test lint lint-ci postgres chromium typecheck audit audit-diff audit-restore audit-verify fleet pulumi-cli env-diff images bundle unbundle diff drift recover policy unit e2e go-test values secret charts-sync charts-verify bench-setup bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -108,21 +108,25 @@ charts-sync: venv ## Fetch declared charts whose declaration changed (where repo
 charts-verify: venv ## Check every chart archive against the lock and the lock against the declaration
 	@$(PY) -m commands.charts verify $(ARGS)
 
-audit: setup ## Report STACK's update history: who, when, commit, charts, changes (OUT=<dir>, default .state/audit)
+# The audit and the fleet view need the pinned Pulumi CLI only, not the whole toolchain (an auditor's machine).
+pulumi-cli:
+	@python3 toolchain/build_tools.py pulumi
+
+audit: venv pulumi-cli ## Report STACK's update history: who, when, commit, charts, changes (OUT=<dir>, default .state/audit)
 	@$(PY) -m commands.audit --stack $(STACK) $(if $(OUT),--out-dir $(OUT)) $(ARGS)
 
-audit-diff: setup ## What changed between updates FROM and TO of STACK (default: the last two); secrets masked
+audit-diff: venv pulumi-cli ## What changed between updates FROM and TO of STACK (default: the last two); secrets masked
 	@$(PY) -m commands.audit diff --stack $(STACK) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO)) $(ARGS)
 
-audit-restore: setup ## Roll STACK's configuration back to update VERSION: checks only, APPLY=1 writes the files
+audit-restore: venv pulumi-cli ## Roll STACK's configuration back to update VERSION: checks only, APPLY=1 writes the files
 	@test -n "$(VERSION)" || { echo "usage: make audit-restore STACK=<stack> VERSION=<n> [APPLY=1]"; exit 2; }
 	@$(PY) -m commands.audit restore --stack $(STACK) --version $(VERSION) $(if $(APPLY),--apply) $(ARGS)
 
-audit-verify: setup ## Check this checkout reproduces update VERSION of STACK (after audit-restore and charts-sync)
+audit-verify: venv pulumi-cli ## Check this checkout reproduces update VERSION of STACK (after audit-restore and charts-sync)
 	@test -n "$(VERSION)" || { echo "usage: make audit-verify STACK=<stack> VERSION=<n>"; exit 2; }
 	@$(PY) -m commands.audit verify --stack $(STACK) --version $(VERSION) $(ARGS)
 
-fleet: setup ## Every stack of the backend: last update, chart versions and digests per release, image tags (OUT=<dir>, default .state/audit)
+fleet: venv pulumi-cli ## Every stack of the backend: last update, chart versions and digests per release, image tags (OUT=<dir>, default .state/audit)
 	@$(PY) -m commands.fleet $(if $(OUT),--out-dir $(OUT)) $(ARGS)
 
 env-diff: venv ## Resolved values that differ between stacks A and B, and releases enabled in one only
