@@ -140,15 +140,20 @@ def test_audit_restore_and_fleet_read_a_postgres_backend(tmp_path: Path, engine_
                 for name, out in up.outputs["releases"].value.items():
                     assert (recorded[name]["version"], recorded[name]["digest"]) == (out["version"], out["digest"]), (index + 1, name)
             assert [u["releases"]["keycloak-addons"]["version"] for u in updates] == ["1.0.0", "1.0.1", "1.0.1", "1.0.1"]
-            assert updates[2]["releases"]["astrago"]["values"]["nodeSelector"] == {NO_NODE_LABEL: "nowhere"}, "the failed update's state"
-            assert updates[3]["releases"]["astrago"]["values"] == updates[1]["releases"]["astrago"]["values"]
+            # Helm rolled the failed upgrade back (atomic), and the state after update 3 holds what runs: update 2's values.
+            assert updates[2]["releases"]["astrago"]["values"] == updates[1]["releases"]["astrago"]["values"] == updates[3]["releases"]["astrago"]["values"]
 
             one_two = audit(offline, "diff", "--stack", stack.name, "--from", "1", "--to", "2")
             assert one_two.returncode == 1, one_two.stderr
             assert "chart.version: 1.0.0 -> 1.0.1" in one_two.stdout and "values.mariadb.connMaxLifetime: 300 -> 120" in one_two.stdout
+            # What the failed update tried is its config; the restore took it out again.
+            attempt = f'astrago-deploy:releases.astrago.values.nodeSelector: (absent) -> {{"{NO_NODE_LABEL}": "nowhere"}}'
+            two_three = audit(offline, "diff", "--stack", stack.name, "--from", "2", "--to", "3")
+            assert two_three.returncode == 1 and attempt in two_three.stdout and "release astrago:" not in two_three.stdout, two_three.stdout
             three_four = audit(offline, "diff", "--stack", stack.name, "--from", "3", "--to", "4")
-            assert three_four.returncode == 1 and f'values.nodeSelector.{NO_NODE_LABEL}: "nowhere" -> (absent)' in three_four.stdout, three_four.stdout
-            assert f'helm.timeout: "{FAIL_TIMEOUT_S}s" -> (absent)' in three_four.stdout or "helm.timeout" in three_four.stdout, three_four.stdout
+            assert three_four.returncode == 1, three_four.stdout
+            assert f'astrago-deploy:releases.astrago.values.nodeSelector: {{"{NO_NODE_LABEL}": "nowhere"}} -> (absent)' in three_four.stdout, three_four.stdout
+            assert f'astrago-deploy:releases.astrago.helm: {{"timeout": "{FAIL_TIMEOUT_S}s"}} -> (absent)' in three_four.stdout, three_four.stdout
             same = audit(offline, "diff", "--stack", stack.name, "--from", "2", "--to", "4")
             assert same.returncode == 0 and "no difference" in same.stdout, same.stdout + same.stderr
 
@@ -192,7 +197,7 @@ def test_audit_restore_and_fleet_read_a_postgres_backend(tmp_path: Path, engine_
 
             # Nothing secret in any output: neither a value, nor a ciphertext, nor the database password.
             outputs = "".join(p.read_text() for p in [*out_dir.iterdir(), *fleet_dir.iterdir()]) + "".join(
-                r.stdout + r.stderr for r in (run, one_two, three_four, same, restored, verified, listed))
+                r.stdout + r.stderr for r in (run, one_two, two_three, three_four, same, restored, verified, listed))
             for key, value in {**SECRETS, "database": server.password}.items():
                 assert value not in outputs, f"{key} appears in the audit output"
             leaked = [c for c in _stored_ciphertexts(server, project / f"Pulumi.{stack.name}.yaml") if c in outputs]
