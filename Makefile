@@ -51,7 +51,7 @@ TARGETS = targets="$$($(PY) -m commands.targets --stack $(STACK) --tier '$(TIER)
 .PHONY: help setup venv tools doctor cluster cluster-down stack up up-full preview destroy refresh test lint \
         lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff images bundle unbundle \
         diff drift recover policy unit e2e go-test values secret charts-sync charts-verify bench-setup bench \
-        clean diagnose stack-exists images-push bundle-key
+        clean diagnose stack-exists images-push bundle-key chromium fleet pulumi-cli
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -133,19 +133,26 @@ charts-sync: venv ## Fetch declared charts whose declaration changed (where repo
 charts-verify: venv ## Check every chart archive against the lock and the lock against the declaration
 	@$(PY) -m commands.charts verify $(ARGS)
 
-audit: venv ## Report STACK's update history: who, when, commit, charts, changes (OUT=<dir>, default .state/audit)
+# The audit and the fleet view need the pinned Pulumi CLI only, not the whole toolchain (an auditor's machine).
+pulumi-cli:
+	@python3 toolchain/build_tools.py pulumi
+
+audit: venv pulumi-cli ## Report STACK's update history: who, when, commit, charts, changes (OUT=<dir>, default .state/audit)
 	@$(PY) -m commands.audit --stack $(STACK) $(if $(OUT),--out-dir $(OUT)) $(ARGS)
 
-audit-diff: venv ## What changed between updates FROM and TO of STACK (default: the last two); secrets masked
+audit-diff: venv pulumi-cli ## What changed between updates FROM and TO of STACK (default: the last two); secrets masked
 	@$(PY) -m commands.audit diff --stack $(STACK) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO)) $(ARGS)
 
-audit-restore: venv ## Roll STACK's configuration back to update VERSION: checks only, APPLY=1 writes the files
+audit-restore: venv pulumi-cli ## Roll STACK's configuration back to update VERSION: checks only, APPLY=1 writes the files
 	@test -n "$(VERSION)" || { echo "usage: make audit-restore STACK=<stack> VERSION=<n> [APPLY=1]"; exit 2; }
 	@$(PY) -m commands.audit restore --stack $(STACK) --version $(VERSION) $(if $(APPLY),--apply) $(ARGS)
 
-audit-verify: venv ## Check this checkout reproduces update VERSION of STACK (after audit-restore and charts-sync)
+audit-verify: venv pulumi-cli ## Check this checkout reproduces update VERSION of STACK (after audit-restore and charts-sync)
 	@test -n "$(VERSION)" || { echo "usage: make audit-verify STACK=<stack> VERSION=<n>"; exit 2; }
 	@$(PY) -m commands.audit verify --stack $(STACK) --version $(VERSION) $(ARGS)
+
+fleet: venv pulumi-cli ## Every stack of the backend: last update, chart versions and digests per release, image tags (OUT=<dir>, default .state/audit)
+	@$(PY) -m commands.fleet $(if $(OUT),--out-dir $(OUT)) $(ARGS)
 
 env-diff: venv ## Resolved values that differ between stacks A and B, and releases enabled in one only
 	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make env-diff A=<stack> B=<stack>"; exit 2; }
@@ -192,6 +199,9 @@ lint-ci: tools ## Check the GitHub Actions workflows (actionlint; shellcheck on 
 postgres: ## Install PostgreSQL from the distribution's packages (for the postgres:// state-backend test)
 	@bash toolchain/install-postgres.sh
 
+chromium: ## Install Debian's Chromium (the headless browser the audit page's test renders in)
+	@bash toolchain/install-chromium.sh
+
 typecheck: venv
 	@$(VENV)/bin/mypy
 
@@ -204,10 +214,10 @@ OWN_GO_MODULES := language-python hooks-provider
 go-test: tools
 	@for m in $(OWN_GO_MODULES); do (cd toolchain/go/$$m && GOFLAGS=-mod=readonly go test ./...); done
 
-e2e: setup postgres
+e2e: setup postgres chromium
 	@$(PY) -m pytest tests/e2e -q
 
-test: setup postgres lint typecheck lint-ci ## Run every test: lint, types, unit, Go, end-to-end (cluster + engine)
+test: setup postgres chromium lint typecheck lint-ci ## Run every test: lint, types, unit, Go, end-to-end (cluster + engine)
 	@$(PY) -m pytest tests -q
 	@for m in $(OWN_GO_MODULES); do (cd toolchain/go/$$m && GOFLAGS=-mod=readonly go test ./... >/dev/null && echo "go test: $$m ok"); done
 

@@ -1,4 +1,10 @@
-"""The pinned Pulumi CLI as recovery and diagnosis need it: its environment, its backend, a stack's locks and state."""
+"""The pinned Pulumi CLI: what recovery and diagnosis need (environment, backend, a stack's locks and state) and the read-only views of a backend the audit and the fleet read.
+
+Read-only calls name the backend in the environment (PULUMI_BACKEND_URL), never on
+the command line, where a database password would show in the process list;
+errors show the URL with its credentials masked. None needs the passphrase:
+`--show-secrets` is never given, so secrets stay ciphertexts or blinded.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cli.process import ROOT, run, tool
+from cli.process import ROOT, ToolError, run, tool
 from model.stackfile import PROJECT
 
 
@@ -92,3 +98,89 @@ def pending_operations(root: Path, env: dict[str, str], stack: str, timeout_s: f
     out = run([tool("pulumi"), "stack", "export", "--stack", stack, "--non-interactive"], timeout_s, cwd=root, env=env).stdout
     state = json.loads(out)
     return state, list((state.get("deployment") or {}).get("pending_operations") or [])
+
+
+# --- read-only views of a backend (audit, fleet) ------------------------------------
+# Reading history and state is quick; a backend that does not answer is a network or lock problem.
+TIMEOUT_S = 180.0
+# `pulumi stack history` pages; a page larger than any stack's history reads it in one call.
+HISTORY_PAGE = 100_000
+_USERINFO = re.compile(r"(?P<scheme>[a-z0-9+.-]+://)(?P<userinfo>[^/@\s]+)@", re.IGNORECASE)
+
+
+def redact_url(text: str) -> str:
+    """A URL (or any text holding one) with user and password replaced, as Pulumi prints backends."""
+    return _USERINFO.sub(lambda m: f"{m['scheme']}****:****@", text)
+
+
+def cli_environment(backend_url: str) -> dict[str, str]:
+    """The CLI's environment: the project's plugin home, no update check, no downloads, this backend.
+
+    The caller's environment is kept (credentials of an object store, PG* variables
+    of a `postgres://` URL) except a passphrase, which none of these reads need.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")}
+    env.update({
+        "PULUMI_HOME": str(ROOT / ".tools" / "pulumi-home"),
+        "PULUMI_SKIP_UPDATE_CHECK": "1",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_BACKEND_URL": backend_url,
+    })
+    return env
+
+
+def _pulumi(backend_url: str, cwd: Path, *args: str) -> str:
+    try:
+        return run([tool("pulumi"), *args, "--non-interactive"], TIMEOUT_S, cwd=cwd, env=cli_environment(backend_url)).stdout
+    except ToolError as error:
+        raise ToolError(redact_url(str(error))) from None
+
+
+def _json(text: str, command: str) -> Any:
+    try:
+        return json.loads(text or "null")
+    except json.JSONDecodeError as error:
+        raise ToolError(f"`pulumi {command}` printed no JSON ({error})") from None
+
+
+@dataclass(frozen=True)
+class StackSummary:
+    """One line of `pulumi stack ls --json`."""
+
+    name: str
+    """As the CLI names it: `<stack>` or `organization/<project>/<stack>`."""
+    last_update: str | None
+    update_in_progress: bool
+    resource_count: int | None
+
+    @property
+    def short_name(self) -> str:
+        return self.name.rsplit("/", 1)[-1]
+
+
+def stack_ls(backend_url: str, project_dir: Path) -> list[StackSummary]:
+    """The stacks of the project in `project_dir` (its Pulumi.yaml) that the backend holds."""
+    rows = _json(_pulumi(backend_url, project_dir, "stack", "ls", "--json"), "stack ls --json") or []
+    return [StackSummary(name=str(r["name"]), last_update=r.get("lastUpdate"), update_in_progress=bool(r.get("updateInProgress")),
+                         resource_count=r.get("resourceCount")) for r in rows]
+
+
+def stack_history(backend_url: str, project_dir: Path, stack: str, page_size: int = HISTORY_PAGE) -> list[dict[str, Any]]:
+    """`pulumi stack history --json`, newest first: kind, result, times, message, environment, config (secrets blinded)."""
+    out = _pulumi(backend_url, project_dir, "stack", "history", "--stack", stack, "--json", "--show-secrets=false",
+                  "--page-size", str(page_size))
+    rows = _json(out, "stack history --json")
+    return list(rows or [])
+
+
+def stack_export(backend_url: str, project_dir: Path, stack: str, version: int | None = None) -> dict[str, Any]:
+    """The stack's state as `pulumi stack export` prints it (`{"version": 3, "deployment": {...}}`), secrets encrypted.
+
+    version: an earlier update's state; only backends that number updates can (the
+    DIY backends of v3.259.0 refuse: "does not provide the ability to export previous deployments").
+    """
+    args = ["stack", "export", "--stack", stack, *(["--version", str(version)] if version is not None else [])]
+    data = _json(_pulumi(backend_url, project_dir, *args), "stack export")
+    if not isinstance(data, dict):
+        raise ToolError(f"`pulumi stack export --stack {stack}` printed no deployment")
+    return data
