@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import yaml
 
+from model.derived import check_spec
 from model.errors import InputError
 from model.yamlload import safe_load
 
@@ -23,7 +24,7 @@ HOOK_CHECKS = ("node-label",)
 HOOK_RESOURCE_TYPE = "astrago-hooks:index:Hook"
 DRIFT_MODES = ("enabled", "warn", "disabled")
 REMEDIATION_STRATEGIES = ("rollback", "none")
-PLATFORM_SETTINGS = ("storageClass", "nfs.server", "nfs.path", "externalIP", "domain", "imageRegistry")
+PLATFORM_SETTINGS = ("storageClass", "nfs.server", "nfs.path", "externalIP", "domain", "imageRegistry", "fileServer")
 RELEASE_KEYS = {"name", "tier", "namespace", "chart", "needs", "enabled", "endpoint", "settings", "secrets", "helm", "hooks", "patches"}
 # Kubernetes names: release and namespace names become object names.
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$")
@@ -175,8 +176,9 @@ def _parse_release(raw: Any, index: int, tiers: tuple[str, ...], defaults: dict[
     needs = tuple(_parse_need(n, where) for n in raw.get("needs") or [])
     settings = _str_map(raw.get("settings"), f"{where}: `settings`")
     for values_path, setting in settings.items():
-        if setting not in PLATFORM_SETTINGS:
-            raise InputError(f"{where}: settings.{values_path} names {setting!r}; allowed platform settings: {list(PLATFORM_SETTINGS)}")
+        problem = check_spec(setting, PLATFORM_SETTINGS)
+        if problem:
+            raise InputError(f"{where}: settings.{values_path} {problem}")
     return Release(
         name=name,
         tier=raw["tier"],

@@ -16,6 +16,7 @@ import yaml
 
 from model import charts as chartlib
 from model.catalog import Catalog, HelmOptions, Hook, Release, parse_helm_options
+from model.derived import apply_settings, is_template
 from model.errors import InputError
 from model.graph import Plan, plan
 from model.patches import check_patch_folders, release_patches
@@ -179,7 +180,7 @@ def _resolve(
         version, source, digest = entry.version, entry.source, entry.sha256
     base = _base_values(root, release.name)
     platform = settings.platform_settings()
-    setting_values = {path: platform[setting] for path, setting in release.settings.items()}
+    setting_values = {path: platform[setting] for path, setting in release.settings.items() if not is_template(setting)}
     injected: dict[str, Any] = {}
     for need in release.needs:
         if not need.inject:
@@ -196,7 +197,11 @@ def _resolve(
     helm = release.helm
     if override and override.helm:
         helm = parse_helm_options(release.helm_spec, override.helm, f"Pulumi.{settings.stack}.yaml: astrago-deploy:releases.{release.name}")
-    values = layer_values(base, setting_values, injected, override.values if override else {})
+    lower = layer_values(base, setting_values, injected, {})
+    try:
+        values = apply_settings(lower, override.values if override else {}, release.settings, platform)
+    except InputError as error:
+        raise InputError(*(f"{where}: {problem}" for problem in error.problems)) from None
     return ResolvedRelease(
         name=release.name, tier=release.tier, namespace=release.namespace,
         chart_path=chart_path, chart_name=release.chart.name, chart_version=version, chart_digest=digest, source=source,
