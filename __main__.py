@@ -10,12 +10,15 @@ from pathlib import Path
 import pulumi
 from pulumi.runtime.mocks import MockMonitor
 
+from cli.kubectl import start_cluster_facts
 from model.pending import PendingQuery, check_not_pending
 
 # A release left pending by an interrupted update blocks Helm: the pre-flight asks the
 # cluster with one kubectl call (~30 ms), started here so it answers while the program
 # loads and read before anything registers. Unit tests run under mocks, with no cluster.
 pending_query = None if isinstance(pulumi.runtime.settings.get_monitor(), MockMonitor) else PendingQuery()
+# The render (model/render.py) needs the cluster's version and API versions: asked now too.
+cluster_facts = None if pending_query is None else start_cluster_facts()
 
 # The rest is imported after the query starts, on purpose.
 from components.engine_log import drop_sdk_debug_lines  # noqa: E402
@@ -23,6 +26,7 @@ from components.platform import Platform, PlatformArgs  # noqa: E402
 from model.catalog import load_catalog  # noqa: E402
 from model.deployment import prepare, product_endpoints  # noqa: E402
 from model.errors import InputError  # noqa: E402
+from model.render import render_for_program  # noqa: E402
 from model.settings import check_adoption, parse_settings  # noqa: E402
 from model.stackfile import INHERITED_KEYS, with_inherited  # noqa: E402
 
@@ -48,8 +52,12 @@ try:
     check_adoption(settings, os.environ, pulumi.runtime.is_dry_run())
     deployment = prepare(ROOT, catalog, settings, present)
     # Refused before anything acts, at preview too.
-    if pending_query is not None:
+    if pending_query is not None and cluster_facts is not None:
         check_not_pending(stack, [(r.namespace, r.name) for r in catalog.releases], pulumi.log.warn, run=pending_query.run)
+        # Every release rendered by Helm (schema, templates, required values, the cluster's capabilities).
+        for line in render_for_program(ROOT, deployment, {key: pulumi.runtime.get_config(f"{config.name}:{key}") or "" for key in deployment.secret_keys},
+                                       pending_query, cluster_facts, pulumi.log.warn):
+            pulumi.log.info(line)
 except InputError as error:
     raise pulumi.RunError(f"stack {stack!r} cannot be deployed; nothing was changed:\n{error}") from None
 finally:

@@ -1,10 +1,15 @@
-"""Helm's record of the releases, read with the pinned helm."""
+"""The pinned helm: its record of the releases, and the renders preview, diff and up rely on."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from cli.process import run, tool
 from model.values import get_path
@@ -60,3 +65,82 @@ def release_secret_values(namespace: str, name: str, revision: int, secret_paths
     values = json.loads(out or "{}") or {}
     found = [get_path(values, path) for path in paths]
     return [str(v) for v in found if v is not None and not isinstance(v, dict | list)]
+
+
+# --- rendering ----------------------------------------------------------------------
+
+class RenderError(RuntimeError):
+    """Helm refused to render a release (schema, template, required value); the message is Helm's, whole."""
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """One release to render, as `up` would install or upgrade it."""
+
+    name: str
+    namespace: str
+    chart: Path
+    """Chart folder or archive (absolute, or relative to cwd)."""
+    values: Mapping[str, Any]
+    """Every value, secrets included: written to a 0600 file deleted after the call, never on argv."""
+    postrender: str | None = None
+    """Post-renderer executable, as the provider runs it."""
+
+
+def render_server(request: RenderRequest, timeout_s: float, cwd: Path | None = None) -> str:
+    """`helm upgrade --install --dry-run=server`: what an upgrade (or install) would apply, as helm-diff renders it.
+
+    Helm asks the cluster for its capabilities (Kind-level API versions too) and
+    answers `lookup` from it, so generated secrets kept by lookup come out as
+    they run. Returns the manifest and the hooks as one YAML stream.
+    """
+    with _values_file(request.values) as values:
+        command = [tool("helm"), "upgrade", request.name, str(request.chart), "--install", "--namespace", request.namespace,
+                   "--values", str(values), "--dry-run=server", "--output", "json"]
+        command += _postrender_args(request)
+        result = run(command, timeout_s, cwd=cwd, check=False)
+    if result.returncode != 0:
+        raise RenderError(helm_message(result.stderr))
+    release = json.loads(result.stdout)
+    hooks = "".join(f"\n---\n{hook.get('manifest', '')}" for hook in release.get("hooks") or [])
+    return str(release.get("manifest") or "") + hooks
+
+
+def render_template(request: RenderRequest, kube_version: str, api_versions: Sequence[str], upgrade: bool, timeout_s: float,
+                    cwd: Path | None = None) -> str:
+    """`helm template` with the given capabilities (no cluster asked; `lookup` finds nothing)."""
+    with _values_file(request.values) as values:
+        command = [tool("helm"), "template", request.name, str(request.chart), "--namespace", request.namespace,
+                   "--values", str(values), "--kube-version", kube_version]
+        command += [f"--api-versions={api}" for api in api_versions]
+        if upgrade:
+            command.append("--is-upgrade")
+        command += _postrender_args(request)
+        result = run(command, timeout_s, cwd=cwd, check=False)
+    if result.returncode != 0:
+        raise RenderError(helm_message(result.stderr))
+    return result.stdout
+
+
+def helm_message(stderr: str) -> str:
+    """Helm's error, whole: its `Error: ` prefix dropped, debug and warning lines kept out."""
+    lines = [line for line in stderr.strip().splitlines() if not line.startswith(("WARNING: ", "walk.go:", "install.go:", "upgrade.go:"))]
+    text = "\n".join(lines).strip()
+    return text.removeprefix("Error: ") or stderr.strip() or "helm failed without a message"
+
+
+def _postrender_args(request: RenderRequest) -> list[str]:
+    return ["--post-renderer", request.postrender] if request.postrender else []
+
+
+@contextmanager
+def _values_file(values: Mapping[str, Any]) -> Iterator[Path]:
+    """The values as a file only its owner can read, removed when done (secrets never reach argv or logs)."""
+    descriptor, name = tempfile.mkstemp(prefix="astrago-values-", suffix=".json")
+    path = Path(name)
+    try:
+        with os.fdopen(descriptor, "w") as stream:
+            json.dump(values, stream)
+        yield path
+    finally:
+        path.unlink(missing_ok=True)

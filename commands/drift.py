@@ -34,16 +34,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from cli.helm import HelmRelease, deployed_revision, helm_releases
+from cli.kubectl import cluster_scoped_kinds, kubectl
 from cli.process import ToolError, run, tool
 from commands.live import ROOT, resolve_for_cluster
-from model.manifest import parse_manifest
+from model import structdiff
+from model.manifest import CLUSTER_SCOPED_KINDS, object_namespace, parse_manifest
 from model.values import MASK
 
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 NAMESPACE_TYPE = "kubernetes:core/v1:Namespace"
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker key of a serialized secret
-ABSENT = "(absent)"
 GONE_OPS = ("delete", "deleted", "discard", "read-discard")
 
 
@@ -124,25 +127,8 @@ def plain(node: Any) -> Any:
 
 
 def changes(old: Any, new: Any, path: str, secret_paths: tuple[str, ...] = ()) -> list[str]:
-    """`path: old -> new` for every leaf that differs; maps are walked, anything else compared whole."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        lines = []
-        for key in sorted(set(old) | set(new), key=str):
-            lines += changes(old.get(key, ABSENT), new.get(key, ABSENT), f"{path}.{key}" if path else str(key), secret_paths)
-        return lines
-    if old == new:
-        return []
-    if any(path == p or path.startswith(p + ".") for p in secret_paths):
-        # Under a declared secret path only presence is shown, never a value.
-        old, new = (ABSENT if old == ABSENT else MASK), (ABSENT if new == ABSENT else MASK)
-        return [f"{path}: {old} -> {new}" if old != new else f"{path}: {MASK} (changed)"]
-    return [f"{path}: {_show(old)} -> {_show(new)}"]
-
-
-def _show(value: Any) -> str:
-    if value in (ABSENT, MASK):
-        return str(value)
-    return json.dumps(value, sort_keys=True)
+    """`path: old -> new` for every leaf that differs (model.structdiff); under a declared secret path only presence shows."""
+    return [change.text() for change in structdiff.diff(old, new, path, secret_paths=secret_paths)]
 
 
 def release_changes(step: Step, secret_paths: tuple[str, ...]) -> list[str]:
@@ -180,15 +166,21 @@ def namespace_changes(step: Step) -> list[str]:
 
 # --- the objects -------------------------------------------------------------------
 
-def missing_objects(release: HelmRelease, revision: int, timeout_s: float) -> list[str]:
-    """Objects of the running revision's manifest that the cluster does not have."""
-    manifest = release_manifest_only(release.namespace, release.name, revision, timeout_s)
-    expected = parse_manifest(manifest)
+def missing_objects(release: HelmRelease, revision: int, timeout_s: float, cluster_kinds: frozenset[str] = CLUSTER_SCOPED_KINDS) -> list[str]:
+    """Objects of the running revision's manifest that the cluster does not have, in whatever namespace they live.
+
+    Each object is asked for where it lives: its own namespace, the release's
+    when it names none, none at all when its kind is cluster-scoped; so
+    kubectl gets no --namespace that an object in kube-system would contradict.
+    """
+    expected = parse_manifest(release_manifest_only(release.namespace, release.name, revision, timeout_s))
     if not expected:
         return []
-    result = run([tool("kubectl"), "get", "--filename", "-", "--namespace", release.namespace, "--ignore-not-found",
-                  "--output", "custom-columns=API:.apiVersion,KIND:.kind,NS:.metadata.namespace,NAME:.metadata.name",
-                  "--no-headers", f"--request-timeout={int(timeout_s)}s"], timeout_s + 5, stdin=manifest)
+    placed = {key: object_namespace(key, release.namespace, cluster_kinds) for key in expected}
+    stream = yaml.safe_dump_all([_reference(key, namespace) for key, namespace in placed.items()])
+    result = kubectl(["get", "--filename", "-", "--ignore-not-found",
+                      "--output", "custom-columns=API:.apiVersion,KIND:.kind,NS:.metadata.namespace,NAME:.metadata.name", "--no-headers"],
+                     timeout_s, stdin=stream)
     found = set()
     for line in result.stdout.splitlines():
         fields = line.split()
@@ -196,11 +188,21 @@ def missing_objects(release: HelmRelease, revision: int, timeout_s: float) -> li
             _, kind, namespace, name = fields
             found.add((kind, "" if namespace == "<none>" else namespace, name))
     missing = []
-    for api, kind, namespace, name in expected:
-        where = namespace or release.namespace
-        if (kind, where, name) not in found and (kind, "", name) not in found:
-            missing.append(f"object missing from the cluster: {api} {kind} {where}/{name} (deleted outside Helm)")
+    for key, namespace in placed.items():
+        api, kind, _, name = key
+        if (kind, namespace, name) not in found:
+            where = f"{namespace}/{name}" if namespace else name
+            missing.append(f"object missing from the cluster: {api} {kind} {where} (deleted outside Helm)")
     return missing
+
+
+def _reference(key: tuple[str, str, str, str], namespace: str) -> dict[str, Any]:
+    """The least of an object kubectl needs to find it."""
+    api, kind, _, name = key
+    metadata: dict[str, Any] = {"name": name}
+    if namespace:
+        metadata["namespace"] = namespace
+    return {"apiVersion": api, "kind": kind, "metadata": metadata}
 
 
 def release_manifest_only(namespace: str, name: str, revision: int, timeout_s: float) -> str:
@@ -236,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         refreshed = steps(refresh_events(args.stack, root, args.timeout))
         installed = helm_releases(list(deployment.releases), call_timeout)
+        kinds = CLUSTER_SCOPED_KINDS | cluster_scoped_kinds(call_timeout)
         seen: set[str] = set()
         for step in refreshed.values():
             if step.type == RELEASE_TYPE:
@@ -252,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
                 if step.new is not None and helm is not None:
                     revision = deployed_revision(helm, call_timeout)
                     if revision is not None:
-                        finding.changes += missing_objects(helm, revision, call_timeout)
+                        finding.changes += missing_objects(helm, revision, call_timeout, kinds)
                 checked.append(name)
                 if finding.changes:
                     findings.append(finding)

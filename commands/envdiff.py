@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from commands.values import resolve_stack
+from model import structdiff
 from model.deployment import Deployment, ResolvedRelease
 from model.errors import InputError
-from model.values import flatten
+from model.structdiff import show
 
 ROOT = Path(__file__).resolve().parent.parent
-ABSENT = "(absent)"
-_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -55,17 +54,14 @@ class EnvDiff:
         return not (self.only_a or self.only_b or self.releases)
 
 
-def _show(value: Any) -> str:
-    return ABSENT if value is _MISSING else json.dumps(value, sort_keys=True)
-
-
-def _release_facts(release: ResolvedRelease) -> dict[str, Any]:
-    """What besides values makes two releases differ: chart and namespace."""
-    return {"chart.name": release.chart_name, "chart.version": release.chart_version, "chart.digest": release.chart_digest, "namespace": release.namespace}
+def _release_facts(release: ResolvedRelease, values: dict[str, Any]) -> dict[str, Any]:
+    """What makes two releases differ: chart, namespace and the resolved values (secrets masked)."""
+    return {"chart": {"name": release.chart_name, "version": release.chart_version, "digest": release.chart_digest},
+            "namespace": release.namespace, "values": values}
 
 
 def compare(a_name: str, a: Deployment, b_name: str, b: Deployment, only: str | None = None) -> EnvDiff:
-    """The differences between two resolved stacks (secrets masked on both sides)."""
+    """The differences between two resolved stacks (model.structdiff; secrets masked on both sides)."""
     diff = EnvDiff(a=a_name, b=b_name)
     names_a, names_b = set(a.releases), set(b.releases)
     if only:
@@ -73,13 +69,9 @@ def compare(a_name: str, a: Deployment, b_name: str, b: Deployment, only: str | 
     diff.only_a = sorted(names_a - names_b)
     diff.only_b = sorted(names_b - names_a)
     for name in sorted(names_a & names_b):
-        left = {**_release_facts(a.releases[name]), **{f"values.{k}": v for k, v in flatten(a.masked_values(name)).items()}}
-        right = {**_release_facts(b.releases[name]), **{f"values.{k}": v for k, v in flatten(b.masked_values(name)).items()}}
-        changes = []
-        for path in sorted(set(left) | set(right)):
-            old, new = left.get(path, _MISSING), right.get(path, _MISSING)
-            if old is _MISSING or new is _MISSING or old != new or type(old) is not type(new):
-                changes.append(Difference(path, _show(old), _show(new)))
+        left = _release_facts(a.releases[name], a.masked_values(name))
+        right = _release_facts(b.releases[name], b.masked_values(name))
+        changes = [Difference(c.path, show(c.before), show(c.after)) for c in structdiff.diff(left, right, expand=True)]
         if changes:
             diff.releases[name] = changes
     return diff

@@ -25,7 +25,15 @@ HOOK_RESOURCE_TYPE = "astrago-hooks:index:Hook"
 DRIFT_MODES = ("enabled", "warn", "disabled")
 REMEDIATION_STRATEGIES = ("rollback", "none")
 PLATFORM_SETTINGS = ("storageClass", "nfs.server", "nfs.path", "externalIP", "domain", "imageRegistry", "fileServer")
-RELEASE_KEYS = {"name", "tier", "namespace", "chart", "needs", "enabled", "endpoint", "settings", "secrets", "helm", "hooks", "patches"}
+RELEASE_KEYS = {"name", "tier", "namespace", "chart", "needs", "enabled", "endpoint", "settings", "secrets", "helm", "hooks", "patches",
+                "undeclaredValues"}
+# The keys of a `helm` block (catalog defaults, a release, a stack override), nested as they nest.
+HELM_OPTION_KEYS: dict[str, Any] = {
+    "timeout": None, "maxHistory": None,
+    "install": {"disableWait": None, "disableWaitForJobs": None, "remediation": {"retries": None}},
+    "upgrade": {"cleanupOnFail": None, "remediation": {"strategy": None}},
+    "driftDetection": {"mode": None},
+}
 # Kubernetes names: release and namespace names become object names.
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$")
 DURATION = re.compile(r"^(\d+)(s|m|h)$")
@@ -105,6 +113,8 @@ class Release:
     patches: bool
     helm_spec: dict[str, Any] = field(default_factory=dict)
     """The catalog defaults merged with this release's `helm` block, before parsing (a stack lays its own over it)."""
+    undeclared_values: tuple[str, ...] = ()
+    """Values paths the chart reads although its values.yaml and schema do not declare them (each allows its subtree)."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +203,7 @@ def _parse_release(raw: Any, index: int, tiers: tuple[str, ...], defaults: dict[
         secrets=_str_map(raw.get("secrets"), f"{where}: `secrets`"),
         hooks=tuple(_parse_hook(h, where) for h in raw.get("hooks") or []),
         patches=_bool(raw.get("patches", False), f"{where}: `patches`"),
+        undeclared_values=_str_list(raw.get("undeclaredValues"), f"{where}: `undeclaredValues`"),
     )
 
 
@@ -226,6 +237,8 @@ def parse_helm_options(defaults: dict[str, Any], override: dict[str, Any], where
     """Merge a release's `helm` block over the catalog defaults and validate it."""
     from model.values import deep_merge  # local import: values imports nothing from here
 
+    _check_option_keys(defaults, HELM_OPTION_KEYS, "helm", where)
+    _check_option_keys(override, HELM_OPTION_KEYS, "helm", where)
     merged = deep_merge(defaults, override)
     timeout = str(merged.get("timeout", "600s"))
     match = DURATION.match(timeout)
@@ -257,6 +270,37 @@ def parse_helm_options(defaults: dict[str, Any], override: dict[str, Any], where
         max_history=max_history,
         drift_mode=drift,
     )
+
+
+def _check_option_keys(block: Any, allowed: dict[str, Any], path: str, where: str) -> None:
+    """Every key of a `helm` block is one Helm option of HELM_OPTION_KEYS; else InputError naming each with the allowed names."""
+    problems = _unknown_options(block, allowed, path, where)
+    if problems:
+        raise InputError(*problems)
+
+
+def _unknown_options(block: Any, allowed: dict[str, Any], path: str, where: str) -> list[str]:
+    import difflib
+
+    if not isinstance(block, dict):
+        return [f"{where}: {path} must be a map; allowed keys: {sorted(allowed)}"]
+    problems = []
+    for key, value in block.items():
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), list(allowed), n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            problems.append(f"{where}: {path}.{key} is not a Helm option; {hint}allowed: {sorted(allowed)}")
+        elif isinstance(allowed[key], dict) and value is not None:
+            problems += _unknown_options(value, allowed[key], f"{path}.{key}", where)
+    return problems
+
+
+def _str_list(raw: Any, where: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(v, str) and v for v in raw):
+        raise InputError(f"{where} must be a list of values paths (a.b.c)")
+    return tuple(raw)
 
 
 def _merged(defaults: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,8 @@ run the same `verify_lock` before anything is applied.
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -180,3 +182,30 @@ def unverified_lock(charts: Path) -> dict[str, LockEntry]:
         )
         for name, chart in load_declared(charts).items()
     }
+
+
+STAGE_DIR = Path(".state/charts")
+"""Where external archives are staged by content for the Release's `chart` input (relative to the project root)."""
+
+
+def staged_path(sha256: str) -> str:
+    """The Release's chart path of an archive: its content digest, not the folder it came from."""
+    return (STAGE_DIR / f"{sha256}.tgz").as_posix()
+
+
+def stage_archive(root: Path, source: Path, sha256: str) -> str:
+    """Make `.state/charts/<sha256>.tgz` hold the (verified) archive; return that path relative to root.
+
+    Moving the same archives to another charts folder (an unpacked bundle)
+    then changes no Release input. A copy, not a hard link: a link would change with
+    an archive edited in place. Written atomically, so parallel runs agree.
+    """
+    relative = staged_path(sha256)
+    target = root / relative
+    if target.is_file():
+        return relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}")
+    shutil.copyfile(source, temporary)
+    temporary.replace(target)
+    return relative

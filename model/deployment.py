@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from model import charts as chartlib
+from model import valuekeys
 from model.catalog import Catalog, HelmOptions, Hook, Release, parse_helm_options
 from model.derived import apply_settings, is_template
 from model.errors import InputError
@@ -22,10 +23,11 @@ from model.graph import Plan, plan
 from model.patches import check_patch_folders, release_patches
 from model.postrender import PostRender, check_registry, plan_postrender
 from model.settings import ADOPT_ALL, StackSettings
-from model.values import get_path, layer_values, mask
+from model.values import get_path, layer_values, mask, set_path
 from model.yamlload import safe_load
 
 OWN_CHARTS = Path("charts/own")
+KEYS_CACHE = Path(".state/render/keys")
 VALUES_DIR = Path("values")
 
 
@@ -37,7 +39,10 @@ class ResolvedRelease:
     tier: str
     namespace: str
     chart_path: str
-    """Chart directory or archive, relative to the project root."""
+    """Chart directory or archive, relative to the project root: the Release's `chart` input.
+
+    An external archive is staged by content at `.state/charts/<sha256>.tgz`, so
+    the same archive in another charts folder is the same input."""
     chart_name: str
     chart_version: str
     chart_digest: str
@@ -131,7 +136,7 @@ def prepare(root: Path, catalog: Catalog, settings: StackSettings, present_secre
             continue  # already reported by verify_lock
         try:
             resolved[name] = _resolve(root, release, graph, settings, known, lock,
-                                      plan_postrender(root, settings.stack, name, release.namespace, patches, registry))
+                                      plan_postrender(root, settings.stack, name, release.namespace, patches, registry), verify_charts)
         except InputError as error:
             problems.extend(error.problems)
     if problems:
@@ -164,7 +169,7 @@ def _enabled(release: Release, settings: StackSettings) -> bool:
 
 def _resolve(
     root: Path, release: Release, graph: Plan, settings: StackSettings,
-    known: dict[str, Release], lock: dict[str, chartlib.LockEntry], postrender: PostRender | None,
+    known: dict[str, Release], lock: dict[str, chartlib.LockEntry], postrender: PostRender | None, check_keys: bool = True,
 ) -> ResolvedRelease:
     where = f"release {release.name!r}"
     if release.chart.kind == "local":
@@ -176,8 +181,9 @@ def _resolve(
     else:
         # verify_lock has checked the archive against this checksum.
         entry = lock[release.chart.name]
-        chart_path = (Path(settings.charts_dir) / entry.archive).as_posix()
         version, source, digest = entry.version, entry.source, entry.sha256
+        archive = root / settings.charts_dir / entry.archive
+        chart_path = chartlib.stage_archive(root, archive, digest) if check_keys else chartlib.staged_path(digest)
     base = _base_values(root, release.name)
     platform = settings.platform_settings()
     setting_values = {path: platform[setting] for path, setting in release.settings.items() if not is_template(setting)}
@@ -202,12 +208,40 @@ def _resolve(
         values = apply_settings(lower, override.values if override else {}, release.settings, platform)
     except InputError as error:
         raise InputError(*(f"{where}: {problem}" for problem in error.problems)) from None
+    if check_keys:
+        derived = {path.split("[", 1)[0]: get_path(values, path.split("[", 1)[0]) for path, spec in release.settings.items() if is_template(spec)}
+        layers = [(f"values/{release.name}.yaml", base),
+                  (f"catalog/releases.yaml: release {release.name!r} settings", _nested({**setting_values, **derived})),
+                  (f"catalog/releases.yaml: release {release.name!r} needs", _nested(injected)),
+                  (f"Pulumi.{settings.stack}.yaml: astrago-deploy:releases.{release.name}.values", override.values if override else {})]
+        _check_keys(root, release, chart_path, digest, version, layers)
     return ResolvedRelease(
         name=release.name, tier=release.tier, namespace=release.namespace,
         chart_path=chart_path, chart_name=release.chart.name, chart_version=version, chart_digest=digest, source=source,
         values=values, secret_paths=dict(release.secrets), helm=helm, hooks=release.hooks,
         depends_on=graph.depends_on[release.name], postrender=postrender, adopt=settings.adopts(release.name),
     )
+
+
+def _nested(dotted: dict[str, Any]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for path, value in dotted.items():
+        if value is not None:
+            set_path(tree, path, value)
+    return tree
+
+
+def _check_keys(root: Path, release: Release, chart_path: str, digest: str, version: str, layers: list[tuple[str, dict[str, Any]]]) -> None:
+    """InputError naming every values key no layer may set: the chart declares no such key (closest known one suggested)."""
+    tree = valuekeys.cached_key_tree(root / chart_path, digest, root / KEYS_CACHE)
+    problems = []
+    for origin, layer in layers:
+        for path, suggestion in valuekeys.unknown_keys(layer, tree, release.undeclared_values):
+            problems.append(f"{origin}: {valuekeys.describe(path, suggestion)} — chart {release.chart.name} {version} declares no such value "
+                            f"(its values.yaml, subcharts and schema); if the chart reads it anyway, add {path!r} to the catalog's "
+                            f"`undeclaredValues` of release {release.name!r}")
+    if problems:
+        raise InputError(*problems)
 
 
 def _base_values(root: Path, name: str) -> dict[str, Any]:

@@ -24,6 +24,15 @@ MASK_B64 = base64.b64encode(MASK.encode()).decode()
 ObjectKey = tuple[str, str, str, str]
 """apiVersion, kind, namespace ('' when the manifest names none), name."""
 
+# Kinds Kubernetes serves without a namespace (`kubectl api-resources --namespaced=false`, built-in groups).
+CLUSTER_SCOPED_KINDS = frozenset({
+    "APIService", "CertificateSigningRequest", "ClusterRole", "ClusterRoleBinding", "ComponentStatus", "CSIDriver", "CSINode",
+    "CustomResourceDefinition", "FlowSchema", "IngressClass", "MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding",
+    "MutatingWebhookConfiguration", "Namespace", "Node", "PersistentVolume", "PriorityClass", "PriorityLevelConfiguration",
+    "RuntimeClass", "StorageClass", "StorageVersionMigration", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+    "ValidatingWebhookConfiguration", "VolumeAttachment", "VolumeAttributesClass", "DeviceClass", "ResourceSlice",
+})
+
 
 def parse_manifest(text: str) -> dict[ObjectKey, dict[str, Any]]:
     """The objects of a YAML stream by key; `List` objects are opened; empty documents skipped."""
@@ -42,10 +51,24 @@ def object_key(obj: Mapping[str, Any]) -> ObjectKey:
     return (str(obj.get("apiVersion", "")), str(obj.get("kind", "")), str(meta.get("namespace") or ""), str(meta.get("name", "")))
 
 
-def key_text(key: ObjectKey, default_namespace: str = "") -> str:
-    """`apps/v1 Deployment astrago/astrago-core` (a manifest without namespace gets the release's)."""
-    api, kind, namespace, name = key
-    namespace = namespace or default_namespace
+def cluster_scoped_kinds(objects: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+    """The built-in cluster-scoped kinds and those of the CustomResourceDefinitions among objects with `scope: Cluster`."""
+    custom = {str(((o.get("spec") or {}).get("names") or {}).get("kind", "")) for o in objects
+              if o.get("kind") == "CustomResourceDefinition" and (o.get("spec") or {}).get("scope") == "Cluster"}
+    return CLUSTER_SCOPED_KINDS | {k for k in custom if k}
+
+
+def object_namespace(key: ObjectKey, default_namespace: str, cluster_kinds: frozenset[str] = CLUSTER_SCOPED_KINDS) -> str:
+    """Where the object lives: '' for a cluster-scoped kind, else its own namespace or the release's."""
+    if key[1] in cluster_kinds:
+        return ""
+    return key[2] or default_namespace
+
+
+def key_text(key: ObjectKey, default_namespace: str = "", cluster_kinds: frozenset[str] = CLUSTER_SCOPED_KINDS) -> str:
+    """`apps/v1 Deployment astrago/astrago-core`; a cluster-scoped object has no namespace, one without gets the release's."""
+    api, kind, _, name = key
+    namespace = object_namespace(key, default_namespace, cluster_kinds)
     return f"{api} {kind} {namespace + '/' if namespace else ''}{name}"
 
 

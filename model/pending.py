@@ -90,6 +90,8 @@ class PendingQuery:
     def __init__(self, timeout_s: float = 20.0) -> None:
         self.command = kubectl_command(None, timeout_s)
         self.process: subprocess.Popen[str] | None = None
+        self.result: subprocess.CompletedProcess[str] | None = None
+        """The answer, kept: the render reads the same table (every release's latest revision)."""
         self.start_error = "kubectl is not on PATH"
         if shutil.which("kubectl") is None:
             return
@@ -99,6 +101,8 @@ class PendingQuery:
             self.start_error = f"kubectl could not be started: {error}"
 
     def run(self, _command: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
+        if self.result is not None:
+            return self.result
         if self.process is None:
             raise PendingCheckError(self.start_error)
         try:
@@ -106,7 +110,8 @@ class PendingQuery:
         except subprocess.TimeoutExpired:
             self.close()
             raise
-        return subprocess.CompletedProcess(self.command, self.process.returncode, out, err)
+        self.result = subprocess.CompletedProcess(self.command, self.process.returncode, out, err)
+        return self.result
 
     def close(self) -> None:
         """Stop the call if it still runs (the program stopped before reading it)."""

@@ -128,8 +128,9 @@ def own_chart(chart: str, root: Path) -> Path | None:
 def chart_source_problems(chart: Any, repository_opts: Any, facts: StackFacts) -> list[str]:
     """Rule `release-chart-from-repo`: a Release installs only what this repository holds.
 
-    Allowed: a folder charts/own/<name>, or an archive <chartsDir>/external/<file>.tgz (a chart
-    synced into the lock and verified by the program). Refused: a repository URL or oci:// ref,
+    Allowed: a folder charts/own/<name>, an archive <chartsDir>/external/<file>.tgz (a chart
+    synced into the lock and verified by the program), or that archive staged by content as
+    .state/charts/<sha256>.tgz with a sha256 the lock records. Refused: a repository URL or oci:// ref,
     any other path, and repositoryOpts.repo (Helm would fetch the chart by name from it).
     """
     problems: list[str] = []
@@ -140,7 +141,8 @@ def chart_source_problems(chart: Any, repository_opts: Any, facts: StackFacts) -
     else:
         path = _resolved(facts.root / chart)
         external = _resolved(facts.root / facts.charts_dir / "external")
-        if own_chart(chart, facts.root) is None and not (path.parent == external and path.name.endswith(".tgz")):
+        if (own_chart(chart, facts.root) is None and not (path.parent == external and path.name.endswith(".tgz"))
+                and not _staged_locked(chart, facts)):
             problems.append(
                 f"chart {chart!r} is neither a folder under {OWN_CHARTS}/ nor an archive in {facts.charts_dir}/external/"
             )
@@ -148,6 +150,20 @@ def chart_source_problems(chart: Any, repository_opts: Any, facts: StackFacts) -
     if repo:
         problems.append(f"repositoryOpts.repo {repo!r} makes Helm fetch the chart from a repository")
     return problems
+
+
+def _staged_locked(chart: str, facts: StackFacts) -> bool:
+    """chart is `.state/charts/<sha256>.tgz` of an archive the stack's lock records."""
+    from model.charts import STAGE_DIR, load_lock
+
+    path = Path(chart)
+    if path.parent != STAGE_DIR or not path.name.endswith(".tgz"):
+        return False
+    try:
+        lock = load_lock(facts.root / facts.charts_dir)
+    except (OSError, ValueError):
+        return False
+    return path.name.removesuffix(".tgz") in {entry.sha256 for entry in lock.values()}
 
 
 def _walk(values: Any, path: str = "") -> Iterator[tuple[str, str, Any, Mapping[str, Any] | None]]:

@@ -90,7 +90,7 @@ def test_warn_reports_without_failing_and_disabled_ignores(catalog: Catalog) -> 
         stack.kubectl("label", "namespace", "flux", "app.kubernetes.io/managed-by-")
         both = command("drift", stack)
         assert both.code == 1 and sorted(_drifted(both.out)) == ["mpi-operator", "namespace"], both.out
-        assert 'metadata.labels.app.kubernetes.io/managed-by: "astrago-deploy" -> (absent)' in both.out
+        assert 'metadata.labels["app.kubernetes.io/managed-by"]: "astrago-deploy" -> (absent)' in both.out
         stack.kubectl("label", "namespace", "flux", "app.kubernetes.io/managed-by=astrago-deploy")
         stack.stack.set_config("releases.mpi-operator.helm.driftDetection.mode", auto.ConfigValue("disabled"), path=True)
         ignored = command("drift", stack)
