@@ -48,7 +48,7 @@ POLICY_PACK := --policy-pack $(ROOT)/policy
 TARGETS = targets="$$($(PY) -m commands.targets --stack $(STACK) --tier '$(TIER)' --release '$(RELEASE)')";
 
 .PHONY: help setup venv tools doctor cluster cluster-down stack up preview destroy refresh \
-        test lint lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff images bundle unbundle diff drift recover policy unit e2e go-test values secret charts-sync charts-verify bench-setup bench clean
+        test lint lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff images bundle unbundle diff drift recover policy unit e2e go-test values secret charts-sync charts-verify bench-setup bench clean import-helmfile parity
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -131,6 +131,14 @@ diff: setup ## Objects and fields `up` would change in each Helm release of STAC
 
 drift: setup stack ## What changed behind the program's back in STACK (refresh preview + each release's objects); exit 1 on drift
 	@$(PY) -m commands.drift --stack $(STACK)
+
+import-helmfile: setup ## Write stack file(s) from a Helmfile site: DIR=<folder> ENV=<env>[,<env>...] [STACK=<name>]; secrets become `make secret` commands
+	@test -n "$(DIR)" -a -n "$(ENV)" || { echo "usage: make import-helmfile DIR=<helmfile dir> ENV=<env>[,<env>...] [STACK=<name>]"; exit 2; }
+	@$(PY) -m commands.import_helmfile --dir '$(DIR)' --env '$(ENV)' $(if $(filter command line environment,$(origin STACK)),--stack '$(STACK)') $(ARGS)
+
+parity: setup ## Render each release with Helmfile's values (DIR, ENV) and with STACK's; print what differs (secrets masked); exit 1 when anything does
+	@test -n "$(DIR)" -a -n "$(ENV)" || { echo "usage: make parity DIR=<helmfile dir> ENV=<env> STACK=<stack>"; exit 2; }
+	@$(PY) -m commands.parity --dir '$(DIR)' --env '$(ENV)' --stack '$(STACK)' $(ARGS)
 
 recover: setup stack ## Repair STACK after an interrupted `up`: stale lock, pending operations, pending Helm releases
 	@$(PY) -m commands.recover --stack $(STACK) $(if $(RELEASE),--release $(RELEASE)) $(ARGS)

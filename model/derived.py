@@ -123,3 +123,20 @@ def set_indexed(values: dict[str, Any], dotted: str, value: Any) -> None:
         node[leaf] = value
     else:
         raise InputError(f"values path {dotted!r}: {leaf!r} sits in {node!r}, not a map")
+
+
+def get_indexed(values: Any, dotted: str) -> Any:
+    """Read `a.b[0].c`; None when any part is missing."""
+    node: Any = values
+    for part in dotted.split("."):
+        match = PATH_PART.match(part)
+        if not match:
+            return None
+        if not isinstance(node, Mapping) or match[1] not in node:
+            return None
+        node = node[match[1]]
+        for index in (int(i) for i in re.findall(r"\[(\d+)\]", match[2])):
+            if not isinstance(node, list) or index >= len(node):
+                return None
+            node = node[index]
+    return node
