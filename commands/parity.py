@@ -8,7 +8,10 @@ objects are compared with the project's structural diff (model/structdiff):
 objects only on one side and every leaf that differs are printed, secrets
 masked. Helmfile's secret values are rendered on both sides, so a difference
 never comes from a secret the stack has not been given yet (`make secret`
-sets them; they are not compared here).
+sets them; they are not compared here). Fields a chart generates anew on
+every render (random passwords, generated certificates, their checksums)
+differ between two renders of the same values: the stack's side is rendered
+twice to find them, and they are listed as not compared.
 
 What the program adds on purpose is rendered a third time, with the
 release's post-render (charts/patches/<release>/, the offline registry's
@@ -30,7 +33,7 @@ from cli.process import ToolError
 from commands.import_helmfile import merged_values
 from model.deployment import Deployment, ResolvedRelease
 from model.errors import InputError
-from model.manifest import key_text, parse_manifest
+from model.manifest import ObjectKey, key_text, parse_manifest
 from model.postrender import write_wrapper
 from model.render import offline_kube_version
 from model.structdiff import ObjectsDiff, diff_objects
@@ -59,6 +62,12 @@ def render_stack_side(root: Path, release: ResolvedRelease, secrets: dict[str, s
     request = helm.RenderRequest(name=release.name, namespace=release.namespace, chart=root / release.chart_path, values=values,
                                  postrender=wrapper)
     return helm.render_template(request, kube_version, (), upgrade=False, timeout_s=300.0, cwd=root)
+
+
+def stable_only(result: ObjectsDiff, unstable: set[tuple[ObjectKey, str]]) -> ObjectsDiff:
+    """result without the changes at fields that differ between two renders of the same inputs."""
+    changed = {key: kept for key, changes in result.changed.items() if (kept := [c for c in changes if (key, c.path) not in unstable])}
+    return ObjectsDiff(added=result.added, removed=result.removed, changed=changed)
 
 
 def format_diff(title: str, result: ObjectsDiff, namespace: str) -> list[str]:
@@ -90,16 +99,23 @@ def parity(root: Path, folder: Path, environment: str, deployment: Deployment) -
         known = sorted(set(secrets.values()))
         theirs = parse_manifest(theirs_text.get(key, ""))
         ours = parse_manifest(render_stack_side(root, release, secrets, kube_version, postrender=False))
-        result = diff_objects(theirs, ours, secrets=known)
+        again = parse_manifest(render_stack_side(root, release, secrets, kube_version, postrender=False))
+        # Fields the chart generates anew on every render (randAlphaNum, genCA, bcrypt, their checksums):
+        # they differ between any two renders, Helmfile's or ours; on the cluster `lookup` keeps them.
+        unstable = {(k, c.path) for k, changes in diff_objects(ours, again, secrets=known).changed.items() for c in changes}
+        result = stable_only(diff_objects(theirs, ours, secrets=known), unstable)
         title = f"# {release.name} (namespace {release.namespace})"
         if result.differs:
             differs = True
             lines.extend(format_diff(title, result, release.namespace))
         else:
             lines.append(f"{title}: same objects and fields")
+        if unstable:
+            lines.append(f"  not compared ({len(unstable)} field(s) the chart generates anew on every render): "
+                         + ", ".join(sorted(f"{k[1]} {k[3]}: {p}" for k, p in unstable)[:6]) + (" ..." if len(unstable) > 6 else ""))
         if release.postrender is not None:
             post = parse_manifest(render_stack_side(root, release, secrets, kube_version, postrender=True))
-            intended = diff_objects(ours, post, secrets=known)
+            intended = stable_only(diff_objects(ours, post, secrets=known), unstable)
             if intended.differs:
                 reason = release.postrender.description()
                 lines.extend(f"  intended ({reason}): {line.strip()}" for line in format_diff("post-render", intended, release.namespace)[1:])

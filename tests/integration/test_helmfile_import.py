@@ -17,7 +17,7 @@ import yaml
 
 from cli.process import TOOLS
 from commands import import_helmfile, parity
-from tests.standin_charts import build_charts_dir
+from tests.standin_charts import build_realistic_charts_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "tests" / "helmfile_site"
@@ -42,7 +42,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helmfile_built: Non
     (target / "toolchain").mkdir()
     shutil.copy(ROOT / "toolchain" / "tools.toml", target / "toolchain" / "tools.toml")
     shutil.copy(ROOT / "Pulumi.yaml", target / "Pulumi.yaml")
-    charts = build_charts_dir(tmp_path / "charts", ROOT / "charts")
+    charts = build_realistic_charts_dir(tmp_path / "charts", ROOT / "charts")
     monkeypatch.setenv("ASTRAGO_CHARTS", str(charts))
     monkeypatch.setenv("ASTRAGO_ROOT", str(target))
     monkeypatch.setenv("ASTRAGO_TEST_CHARTS", str(charts))
