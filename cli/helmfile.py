@@ -134,7 +134,7 @@ def template(folder: Path, environment: str, kube_version: str, timeout_s: float
         (Path(env["HELMFILE_TEMPDIR"])).mkdir(parents=True, exist_ok=True)
         run(_command(folder, environment, "template", "--skip-deps", "--output-dir", out,
                      "--output-dir-template", "{{ .OutputDir }}/{{ .Release.Namespace }}/{{ .Release.Name }}",
-                     "--args", f"--kube-version={kube_version}"), timeout_s, cwd=folder, env=env)
+                     "--kube-version", kube_version), timeout_s, cwd=folder, env=env)
         rendered: dict[tuple[str, str], str] = {}
         root = Path(out)
         for namespace_dir in sorted(p for p in root.iterdir() if p.is_dir()):
