@@ -2,7 +2,8 @@
 
 The Helmfile site of the tests (tests/helmfile_site, the team's layout) is
 installed on the e2e cluster by the pinned Helmfile, with an environment for
-the simulated cluster (no volume provisioner). The stack is imported from it,
+the simulated cluster (no volume provisioner) and workload-free stand-ins of the
+external charts (the integration test renders the realistic ones). The stack is imported from it,
 parity must be clean, the plain-text passwords are set as secrets, and the
 adopting `up` must replace no pod and raise every Helm revision by at most one.
 """
@@ -21,8 +22,9 @@ from pulumi import automation as auto
 
 from commands import import_helmfile, parity
 from model.settings import SKIP_CHECKPOINTS
-from tests.e2e.conftest import ROOT, TOOLS, E2EStack, dispose, require, sync_standins
+from tests.e2e.conftest import ROOT, TOOLS, E2EStack, dispose, require
 from tests.e2e.test_adopt import _helm_releases, _pods, _settled_pods
+from tests.standin_charts import build_charts_dir
 
 SITE = ROOT / "tests" / "helmfile_site"
 KWOK_ENV = """  kwok:
@@ -55,7 +57,9 @@ def _passwords(site: Path) -> dict[str, str]:
 def test_a_helmfile_site_moves_to_its_stack_replacing_no_pod(project: Path, engine_env: dict[str, str], tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     helmfile = require(TOOLS / "helmfile", "python3 toolchain/build_tools.py helmfile")
-    sync_standins(project, tmp_path / "scratch")
+    # Stand-ins without workloads for the external charts (the simulated cluster binds no volume, and the
+    # realistic ones' StatefulSets would wait for one); the product chart is this repository's own.
+    build_charts_dir(project / "charts", ROOT / "charts")
     (project / "toolchain").mkdir(exist_ok=True)
     shutil.copy(ROOT / "toolchain" / "tools.toml", project / "toolchain" / "tools.toml")
     site = _site(tmp_path / "site")
