@@ -23,7 +23,7 @@ from pulumi import automation as auto
 from commands import import_helmfile, parity
 from model.settings import SKIP_CHECKPOINTS
 from tests.e2e.conftest import ROOT, TOOLS, E2EStack, dispose, require
-from tests.e2e.test_adopt import _helm_releases, _pods, _settled_pods
+from tests.e2e.test_adopt import _helm_releases, _pods
 from tests.standin_charts import build_charts_dir
 
 SITE = ROOT / "tests" / "helmfile_site"
@@ -79,7 +79,7 @@ def test_a_helmfile_site_moves_to_its_stack_replacing_no_pod(project: Path, engi
     try:
         before = _helm_releases(stack)
         namespaces = {r["namespace"] for r in before.values()}
-        pods = _long_running(stack, _settled_pods(stack, namespaces, count=len(_pods(stack, namespaces))))
+        pods = _stable_pods(stack, namespaces)
         assert import_helmfile.main(["--dir", str(site), "--env", "kwok", "--stack", name, "--project", str(project)]) == 0, capsys.readouterr()
         assert parity.main(["--dir", str(site), "--env", "kwok", "--stack", name, "--project", str(project)]) == 0, capsys.readouterr()
         capsys.readouterr()
@@ -91,7 +91,7 @@ def test_a_helmfile_site_moves_to_its_stack_replacing_no_pod(project: Path, engi
         after = _helm_releases(stack)
         for release, row in before.items():
             assert int(after[release]["revision"]) <= int(row["revision"]) + 1, (release, row["revision"], after[release]["revision"])
-        assert _long_running(stack, _pods(stack, namespaces)) == pods, "a pod was replaced"
+        assert _stable_pods(stack, namespaces) == pods, "a pod was replaced"
     finally:
         stack.stack.workspace.env_vars = dict(engine_env)
         dispose(stack)
@@ -106,3 +106,17 @@ def _long_running(stack: E2EStack, pods: dict[str, str]) -> dict[str, str]:
     job_pods = {f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in items
                 if any(o.get("kind") == "Job" for o in p["metadata"].get("ownerReferences") or [])}
     return {name: uid for name, uid in pods.items() if name not in job_pods}
+
+
+def _stable_pods(stack: E2EStack, namespaces: set[str], timeout_s: float = 120) -> dict[str, str]:
+    """The long-running pods once two reads 3 s apart agree (a rollout has finished)."""
+    import time
+
+    deadline, last = time.monotonic() + timeout_s, None
+    while True:
+        pods = _long_running(stack, _pods(stack, namespaces))
+        if pods == last:
+            return pods
+        assert time.monotonic() < deadline, f"pods did not settle in {timeout_s}s: {sorted(pods)}"
+        last = pods
+        time.sleep(3)
