@@ -51,7 +51,7 @@ TARGETS = targets="$$($(PY) -m commands.targets --stack $(STACK) --tier '$(TIER)
 .PHONY: help setup venv tools doctor cluster cluster-down stack up up-full preview destroy refresh test lint \
         lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff images bundle unbundle \
         diff drift recover policy unit e2e go-test values secret charts-sync charts-verify bench-setup bench \
-        clean diagnose stack-exists images-push bundle-key chromium fleet pulumi-cli
+        clean diagnose stack-exists images-push bundle-key chromium fleet pulumi-cli import-helmfile parity
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -166,6 +166,14 @@ drift: setup stack-exists ## What changed behind the program's back in STACK (re
 
 diagnose: setup ## Why STACK's last `up` failed or cannot run (lock, interrupted update, releases not ready; RELEASE= for one)
 	@$(PY) -m commands.diagnose --stack $(STACK) $(if $(RELEASE),--release $(RELEASE)) $(ARGS)
+
+import-helmfile: setup ## Write stack file(s) from a Helmfile site: DIR=<folder> ENV=<env>[,<env>...] [STACK=<name>]; secrets become `make secret` commands
+	@test -n "$(DIR)" -a -n "$(ENV)" || { echo "usage: make import-helmfile DIR=<helmfile dir> ENV=<env>[,<env>...] [STACK=<name>]"; exit 2; }
+	@$(PY) -m commands.import_helmfile --dir '$(DIR)' --env '$(ENV)' $(if $(filter command line environment,$(origin STACK)),--stack '$(STACK)') $(ARGS)
+
+parity: setup ## Render each release with Helmfile's values (DIR, ENV) and with STACK's; print what differs (secrets masked); exit 1 when anything does
+	@test -n "$(DIR)" -a -n "$(ENV)" || { echo "usage: make parity DIR=<helmfile dir> ENV=<env> STACK=<stack>"; exit 2; }
+	@$(PY) -m commands.parity --dir '$(DIR)' --env '$(ENV)' --stack '$(STACK)' $(ARGS)
 
 recover: setup stack-exists ## Repair STACK after an interrupted `up`: stale lock, pending operations, pending Helm releases
 	@$(PY) -m commands.recover --stack $(STACK) $(if $(RELEASE),--release $(RELEASE)) $(ARGS)

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from model import schemas
+from model.derived import check_spec
 from model.errors import InputError
 from model.yamlload import Document, KeyPath, load_file
 
-PLATFORM_SETTINGS = ("storageClass", "nfs.server", "nfs.path", "externalIP", "domain", "imageRegistry")
+PLATFORM_SETTINGS = ("storageClass", "nfs.server", "nfs.path", "externalIP", "domain", "imageRegistry", "fileServer")
 # Helm's own default for --timeout.
 DEFAULT_TIMEOUT = "300s"
 
@@ -148,6 +149,11 @@ def _parse_release(raw: dict[str, Any], defaults: dict[str, Any], source: str) -
     name = raw["name"]
     where = f"{source}: release {name!r}"
     kind, chart_name = next(iter(raw["chart"].items()))
+    # A setting is a platform setting's name or a template of them (model/derived.py).
+    for values_path, setting in (raw.get("settings") or {}).items():
+        problem = check_spec(setting, PLATFORM_SETTINGS)
+        if problem:
+            raise InputError(f"{where}: settings.{values_path} {problem}")
     return Release(
         name=name,
         tier=raw["tier"],

@@ -17,6 +17,7 @@ import yaml
 from model import charts as chartlib
 from model import valuekeys
 from model.catalog import Catalog, HelmOptions, Hook, Release, parse_helm_options
+from model.derived import apply_settings, is_template
 from model.errors import InputError
 from model.graph import Plan, plan
 from model.identity import Description
@@ -195,7 +196,7 @@ def _resolve(
         chart_path = chartlib.stage_archive(root, archive, digest) if check_keys else chartlib.staged_path(digest)
     base = _base_values(root, release.name)
     platform = settings.platform_settings()
-    setting_values = {path: platform[setting] for path, setting in release.settings.items()}
+    setting_values = {path: platform[setting] for path, setting in release.settings.items() if not is_template(setting)}
     injected: dict[str, Any] = {}
     for need in release.needs:
         if not need.inject:
@@ -212,9 +213,15 @@ def _resolve(
     helm = release.helm
     if override and override.helm:
         helm = parse_helm_options(release.helm_spec, override.helm, f"Pulumi.{settings.stack}.yaml: astrago-deploy:releases.{release.name}")
-    values = layer_values(base, setting_values, injected, override.values if override else {})
+    lower = layer_values(base, setting_values, injected, {})
+    try:
+        values = apply_settings(lower, override.values if override else {}, release.settings, platform)
+    except InputError as error:
+        raise InputError(*(f"{where}: {problem}" for problem in error.problems)) from None
     if check_keys:
-        layers = [(f"values/{release.name}.yaml", base), (f"catalog/releases.yaml: release {release.name!r} settings", _nested(setting_values)),
+        derived = {path.split("[", 1)[0]: get_path(values, path.split("[", 1)[0]) for path, spec in release.settings.items() if is_template(spec)}
+        layers = [(f"values/{release.name}.yaml", base),
+                  (f"catalog/releases.yaml: release {release.name!r} settings", _nested({**setting_values, **derived})),
                   (f"catalog/releases.yaml: release {release.name!r} needs", _nested(injected)),
                   (f"Pulumi.{settings.stack}.yaml: astrago-deploy:releases.{release.name}.values", override.values if override else {})]
         _check_keys(root, release, chart_path, digest, version, layers)

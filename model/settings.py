@@ -62,6 +62,7 @@ class StackSettings:
             "externalIP": self.cluster.get("externalIP"),
             "domain": self.cluster.get("domain"),
             "imageRegistry": self.offline.get("registry"),
+            "fileServer": (self.offline.get("fileServer") or "").rstrip("/") or None,
         }
 
 

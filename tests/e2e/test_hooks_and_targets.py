@@ -74,7 +74,7 @@ def test_release_target_updates_only_that_release(gpu_stack: E2EStack) -> None:
     assert changes.get(auto.OpType.UPDATE) == 1, changes
     pending = stack.preview(color="never")
     assert pending.change_summary.get(auto.OpType.UPDATE) == 1, f"gpu-process-exporter's change is still pending: {pending.change_summary}"
-    realm = gpu_stack.kubectl("get", "configmap", "keycloak-addons-realm", "-n", "keycloak", "-o", "jsonpath={.data.realm\\.json}").stdout
+    realm = gpu_stack.kubectl("get", "configmap", "realm-config", "-n", "keycloak", "-o", "jsonpath={.data.realm\\.json}").stdout
     assert "Astrago Targeted" in realm
     tier_targets = target_urns(gpu_stack.name, tier="monitoring", release="", enabled=enabled)
     assert (stack.up(target=tier_targets, color="never").summary.resource_changes or {}).get(auto.OpType.UPDATE) == 1

@@ -44,7 +44,7 @@ def test_helm_defaults_are_the_teams_plus_remediation() -> None:
     ({"helm": {"upgrade": {"remediation": {"strategy": "none"}}}}, "releases[astrago].helm.upgrade: Flux's upgrade.* fields were replaced by Helm's flags"),
     ({"helm": {"driftDetection": {"mode": "warn"}}}, "releases[astrago].helm.driftDetection: driftDetection.mode (a Flux field"),
     ({"helm": {"wait": False}}, "release 'astrago': helm.atomic is true and helm.wait false, but Helm's --atomic always waits"),
-    ({"settings": {"a.b": "clusterName"}}, "releases[astrago].settings.a.b: 'clusterName' is not allowed; choose one of storageClass"),
+    ({"settings": {"a.b": "clusterName"}}, "release 'astrago': settings.a.b names 'clusterName'; allowed platform settings: ['storageClass'"),
     ({"colour": "blue"}, "releases[astrago].colour: unknown key. Allowed here: chart, enabled, endpoint"),
     ({"namespace": "Astrago"}, "releases[astrago].namespace: must be a DNS label (lower-case letters, digits, '-', at most 53 characters), not 'Astrago'"),
     ({"hooks": [{"name": "x", "when": "postInstall"}]}, "releases[astrago].hooks[x].when: 'postInstall' is not allowed; choose one of preInstall, preDelete"),
