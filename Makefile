@@ -48,7 +48,7 @@ POLICY_PACK := --policy-pack $(ROOT)/policy
 TARGETS = targets="$$($(PY) -m commands.targets --stack $(STACK) --tier '$(TIER)' --release '$(RELEASE)')";
 
 .PHONY: help setup venv tools doctor cluster cluster-down stack up preview destroy refresh \
-        test lint lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff images bundle unbundle diff drift recover policy unit e2e go-test values secret charts-sync charts-verify bench-setup bench clean
+        test lint lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff set-image images bundle unbundle diff drift recover policy unit e2e go-test values secret charts-sync charts-verify bench-setup bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -121,6 +121,10 @@ audit-restore: venv ## Roll STACK's configuration back to update VERSION: checks
 audit-verify: venv ## Check this checkout reproduces update VERSION of STACK (after audit-restore and charts-sync)
 	@test -n "$(VERSION)" || { echo "usage: make audit-verify STACK=<stack> VERSION=<n>"; exit 2; }
 	@$(PY) -m commands.audit verify --stack $(STACK) --version $(VERSION) $(ARGS)
+
+set-image: venv ## Follow a product build: set COMPONENT's image TAG in STACK's file (checked; exactly one value changes)
+	@test -n "$(COMPONENT)" -a -n "$(TAG)" || { echo "usage: make set-image STACK=<stack> COMPONENT=<core|batch|monitor|frontend|experiment> TAG=<component>-<env>-<sha>"; exit 2; }
+	@$(PY) -m commands.set_image --stack $(STACK) --component $(COMPONENT) --tag $(TAG)
 
 env-diff: venv ## Resolved values that differ between stacks A and B, and releases enabled in one only
 	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make env-diff A=<stack> B=<stack>"; exit 2; }
