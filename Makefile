@@ -36,19 +36,19 @@ LOCAL_CLUSTER := 1
 endif
 endif
 
-PULUMI := $(TOOLS)/pulumi
-# The simulated cluster is disposable (`make cluster-down` deletes its data), so on it `up` and
-# `preview` read the cluster first: after a new cluster the releases show as missing and are
-# installed again, instead of "unchanged" from a state that describes the old cluster.
-LOCAL_REFRESH := $(if $(LOCAL_CLUSTER),--refresh)
-# Every preview and update is checked by the project's policy pack (policy/README.md).
-POLICY_PACK := --policy-pack $(ROOT)/policy
+# The project's `pulumi` (toolchain/shims/pulumi), the same one `source toolchain/env.sh` puts on
+# PATH: preview and up run the policy pack (policy/README.md), up records who ran it and goes on
+# past a failing release, and on the disposable local cluster both refresh first.
+PULUMI := $(ROOT)/toolchain/shims/pulumi
+ifdef LOCAL_CLUSTER
+export ASTRAGO_LOCAL_CLUSTER := 1
+endif
 # Selective runs: TIER=<tier> or RELEASE=<name> become --target options,
 # checked against the catalog first (an unknown name stops the run).
 TARGETS = targets="$$($(PY) -m commands.targets --stack $(STACK) --tier '$(TIER)' --release '$(RELEASE)')";
 
 .PHONY: help setup venv tools doctor cluster cluster-down stack up preview destroy refresh \
-        test lint lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff set-image images bundle unbundle diff drift recover policy unit e2e go-test values secret charts-sync charts-verify bench-setup bench clean
+        test lint lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff set-image images bundle unbundle diff drift recover policy unit e2e test-fast go-test values secret charts-sync charts-verify bench-setup bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -80,11 +80,10 @@ stack: setup
 	@$(PULUMI) stack select --create $(STACK) --non-interactive >/dev/null
 
 up: setup $(if $(LOCAL_CLUSTER),cluster) stack ## Deploy STACK (default: local onto `make cluster`)
-	@# --continue-on-error: one failing release must not stop unrelated ones (its dependants still wait).
-	@$(TARGETS) $(PULUMI) up --yes --continue-on-error $(LOCAL_REFRESH) --stack $(STACK) $(POLICY_PACK) --message "$$(python3 toolchain/update_message.py)" $$targets $(ARGS)
+	@$(TARGETS) $(PULUMI) up --yes --stack $(STACK) $$targets $(ARGS)
 
 preview: setup stack ## Show what `up` would change (the diff)
-	@$(TARGETS) $(PULUMI) preview $(LOCAL_REFRESH) --stack $(STACK) $(POLICY_PACK) $$targets $(ARGS)
+	@$(TARGETS) $(PULUMI) preview --stack $(STACK) $$targets $(ARGS)
 
 refresh: setup stack ## Read the cluster's state into the stack
 	@$(PULUMI) refresh --yes --stack $(STACK) $(ARGS)
@@ -93,7 +92,7 @@ destroy: setup stack ## Remove everything STACK deployed, in reverse tier order
 	@$(TARGETS) $(PULUMI) destroy --yes --stack $(STACK) $$targets $(ARGS)
 
 policy: setup stack ## Check STACK against the policy pack (a preview; changes nothing)
-	@$(PULUMI) preview --stack $(STACK) $(POLICY_PACK) --suppress-outputs $(ARGS)
+	@$(PULUMI) preview --stack $(STACK) --suppress-outputs $(ARGS)
 
 values: venv ## Print the resolved values of RELEASE (or all) for STACK, secrets masked
 	@$(PY) -m commands.values --stack $(STACK) $(if $(RELEASE),--release $(RELEASE))
@@ -172,6 +171,9 @@ go-test: tools
 
 e2e: setup postgres
 	@$(PY) -m pytest tests/e2e -q
+
+test-fast: venv lint typecheck ## The quick lane: lint, types, unit and integration tests (no cluster, no engine; about 2 min warm)
+	@$(PY) -m pytest tests -q -m "not e2e"
 
 test: setup postgres lint typecheck lint-ci ## Run every test: lint, types, unit, Go, end-to-end (cluster + engine)
 	@$(PY) -m pytest tests -q
