@@ -42,7 +42,7 @@ def bare_calls_in_python(source: str) -> list[tuple[int, str]]:
                 return f"[{first.value!r}, ...]"
         return None
 
-    found = []
+    found: list[tuple[int, str]] = []
     for node in ast.walk(ast.parse(source)):
         candidates: list[ast.AST | None] = []
         if isinstance(node, ast.Call):
@@ -55,8 +55,8 @@ def bare_calls_in_python(source: str) -> list[tuple[int, str]]:
             candidates.append(node.value)
         for candidate in candidates:
             text = command(candidate)
-            if text and candidate is not None:
-                found.append((getattr(candidate, "lineno", node.lineno), text))
+            if text and isinstance(candidate, ast.expr):
+                found.append((candidate.lineno, text))
     return sorted(found)
 
 
