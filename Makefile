@@ -48,7 +48,7 @@ endif
 TARGETS = targets="$$($(PY) -m commands.targets --stack $(STACK) --tier '$(TIER)' --release '$(RELEASE)')";
 
 .PHONY: help setup venv tools doctor cluster cluster-down stack up preview destroy refresh \
-        test lint lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff set-image images bundle unbundle diff drift recover policy unit e2e test-fast go-test values secret charts-sync charts-verify bench-setup bench clean
+        test lint lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff set-image images bundle unbundle diff drift recover policy unit e2e test-fast go-test test-tools values secret charts-sync charts-verify bench-setup bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -151,7 +151,11 @@ unbundle: venv ## Check BUNDLE against its SHA256SUMS, then unpack it into INTO 
 lint: venv
 	@$(VENV)/bin/ruff check .
 
-lint-ci: tools ## Check the GitHub Actions workflows (actionlint; shellcheck on run: blocks when installed)
+# Tools `make up` does not need (actionlint, crane): built the first time a target needs them.
+test-tools: setup
+	@python3 toolchain/build_tools.py --for test
+
+lint-ci: test-tools ## Check the GitHub Actions workflows (actionlint; shellcheck on run: blocks when installed)
 	@$(TOOLS)/actionlint .github/workflows/*.yml && echo "actionlint: workflows ok"
 
 postgres: ## Install PostgreSQL from the distribution's packages (for the postgres:// state-backend test)
@@ -175,12 +179,12 @@ e2e: setup postgres
 test-fast: venv lint typecheck ## The quick lane: lint, types, unit and integration tests (no cluster, no engine; about 2 min warm)
 	@$(PY) -m pytest tests -q -m "not e2e"
 
-test: setup postgres lint typecheck lint-ci ## Run every test: lint, types, unit, Go, end-to-end (cluster + engine)
+test: setup test-tools postgres lint typecheck lint-ci ## Run every test: lint, types, unit, Go, end-to-end (cluster + engine)
 	@$(PY) -m pytest tests -q
 	@for m in $(OWN_GO_MODULES); do (cd toolchain/go/$$m && GOFLAGS=-mod=readonly go test ./... >/dev/null && echo "go test: $$m ok"); done
 
 bench-setup: setup ## Build the bench-only tools (Helmfile, helm-diff) from their pinned modules
-	@python3 toolchain/build_tools.py --bench
+	@python3 toolchain/build_tools.py --for bench
 
 bench: bench-setup ## Benchmarks against Helmfile, scale and parallelism (not part of `make test`; ~15 min)
 	@$(PY) -m bench.run $(ARGS)
