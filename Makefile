@@ -37,13 +37,13 @@ LOCAL_CLUSTER := 1
 endif
 endif
 
-PULUMI := $(TOOLS)/pulumi
-# The simulated cluster is disposable (`make cluster-down` deletes its data), so on it `up` and
-# `preview` read the cluster first: after a new cluster the releases show as missing and are
-# installed again, instead of "unchanged" from a state that describes the old cluster.
-LOCAL_REFRESH := $(if $(LOCAL_CLUSTER),--refresh)
-# Every preview and update is checked by the project's policy pack (policy/README.md).
-POLICY_PACK := --policy-pack $(ROOT)/policy
+# The project's `pulumi` (toolchain/shims/pulumi), the same one `source toolchain/env.sh` puts on
+# PATH: preview and up run the policy pack (policy/README.md), up records who ran it and goes on
+# past a failing release, and on the disposable local cluster both refresh first.
+PULUMI := $(ROOT)/toolchain/shims/pulumi
+ifdef LOCAL_CLUSTER
+export ASTRAGO_LOCAL_CLUSTER := 1
+endif
 # Selective runs: TIER=<tier> or RELEASE=<name> become --target options,
 # checked against the catalog first (an unknown name stops the run).
 TARGETS = targets="$$($(PY) -m commands.targets --stack $(STACK) --tier '$(TIER)' --release '$(RELEASE)')";
@@ -51,7 +51,8 @@ TARGETS = targets="$$($(PY) -m commands.targets --stack $(STACK) --tier '$(TIER)
 .PHONY: help setup venv tools doctor cluster cluster-down stack up up-full preview destroy refresh test lint \
         lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff images bundle unbundle \
         diff drift recover policy unit e2e go-test values secret charts-sync charts-verify bench-setup bench \
-        clean diagnose stack-exists images-push bundle-key chromium fleet pulumi-cli import-helmfile parity
+        clean diagnose stack-exists images-push bundle-key chromium fleet pulumi-cli import-helmfile parity \
+        set-image test-fast test-tools
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -95,9 +96,8 @@ stack-exists: setup
 	@$(STACK_CHECK) --in-backend
 
 up: setup $(if $(LOCAL_CLUSTER),cluster) stack ## Deploy STACK (default: local onto `make cluster`)
-	@# --continue-on-error: one failing release must not stop unrelated ones (its dependants still wait).
 	@# On failure, what blocked it (a lock, an interrupted update) and what to do (commands/diagnose.py).
-	@$(TARGETS) $(PULUMI) up --yes --continue-on-error $(LOCAL_REFRESH) --stack $(STACK) $(POLICY_PACK) --message "$$(python3 toolchain/update_message.py)" $$targets $(ARGS) \
+	@$(TARGETS) $(PULUMI) up --yes --stack $(STACK) $$targets $(ARGS) \
 	  || { rc=$$?; $(PY) -m commands.diagnose --stack $(STACK) || true; exit $$rc; }
 
 # The whole catalog with the realistic stand-ins of the external charts (tests/realistic_charts),
@@ -108,7 +108,7 @@ up-full: setup ## Deploy the whole catalog (realistic chart stand-ins, dev's per
 	@$(MAKE) --no-print-directory up STACK=local-full ARGS='$(ARGS)'
 
 preview: setup stack-exists ## Show what `up` would change (the diff)
-	@$(TARGETS) $(PULUMI) preview $(LOCAL_REFRESH) --stack $(STACK) $(POLICY_PACK) $$targets $(ARGS) \
+	@$(TARGETS) $(PULUMI) preview --stack $(STACK) $$targets $(ARGS) \
 	  || { rc=$$?; $(PY) -m commands.diagnose --stack $(STACK) || true; exit $$rc; }
 
 refresh: setup stack-exists ## Read the cluster's state into the stack
@@ -118,7 +118,7 @@ destroy: setup stack-exists ## Remove everything STACK deployed, in reverse tier
 	@$(TARGETS) $(PULUMI) destroy --yes --stack $(STACK) $$targets $(ARGS)
 
 policy: setup stack-exists ## Check STACK against the policy pack (a preview; changes nothing)
-	@$(PULUMI) preview --stack $(STACK) $(POLICY_PACK) --suppress-outputs $(ARGS)
+	@$(PULUMI) preview --stack $(STACK) --suppress-outputs $(ARGS)
 
 values: venv ## Print the resolved values of RELEASE (or all) for STACK, secrets masked
 	@$(PY) -m commands.values --stack $(STACK) $(if $(RELEASE),--release $(RELEASE))
@@ -153,6 +153,9 @@ audit-verify: venv pulumi-cli ## Check this checkout reproduces update VERSION o
 
 fleet: venv pulumi-cli ## Every stack of the backend: last update, chart versions and digests per release, image tags (OUT=<dir>, default .state/audit)
 	@$(PY) -m commands.fleet $(if $(OUT),--out-dir $(OUT)) $(ARGS)
+set-image: venv ## Follow a product build: set COMPONENT's image TAG in STACK's file (checked; exactly one value changes)
+	@test -n "$(COMPONENT)" -a -n "$(TAG)" || { echo "usage: make set-image STACK=<stack> COMPONENT=<core|batch|monitor|frontend|experiment> TAG=<component>-<env>-<sha>"; exit 2; }
+	@$(PY) -m commands.set_image --stack $(STACK) --component $(COMPONENT) --tag $(TAG)
 
 env-diff: venv ## Resolved values that differ between stacks A and B, and releases enabled in one only
 	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make env-diff A=<stack> B=<stack>"; exit 2; }
@@ -201,7 +204,11 @@ bundle-key: venv ## Create an Ed25519 bundle signing key OUT (default ~/.config/
 lint: venv
 	@$(VENV)/bin/ruff check .
 
-lint-ci: tools ## Check the GitHub Actions workflows (actionlint; shellcheck on run: blocks when installed)
+# Tools `make up` does not need (actionlint, crane): built the first time a target needs them.
+test-tools: setup
+	@python3 toolchain/build_tools.py --for test
+
+lint-ci: test-tools ## Check the GitHub Actions workflows (actionlint; shellcheck on run: blocks when installed)
 	@$(TOOLS)/actionlint .github/workflows/*.yml && echo "actionlint: workflows ok"
 
 postgres: ## Install PostgreSQL from the distribution's packages (for the postgres:// state-backend test)
@@ -225,12 +232,15 @@ go-test: tools
 e2e: setup postgres chromium
 	@$(PY) -m pytest tests/e2e -q
 
-test: setup postgres chromium lint typecheck lint-ci ## Run every test: lint, types, unit, Go, end-to-end (cluster + engine)
+test-fast: venv lint typecheck ## The quick lane: lint, types, unit and integration tests (no cluster, no engine; about 2 min warm)
+	@$(PY) -m pytest tests -q -m "not e2e"
+
+test: setup test-tools postgres chromium lint typecheck lint-ci ## Run every test: lint, types, unit, Go, end-to-end (cluster + engine)
 	@$(PY) -m pytest tests -q
 	@for m in $(OWN_GO_MODULES); do (cd toolchain/go/$$m && GOFLAGS=-mod=readonly go test ./... >/dev/null && echo "go test: $$m ok"); done
 
 bench-setup: setup ## Build the bench-only tools (Helmfile, helm-diff) from their pinned modules
-	@python3 toolchain/build_tools.py --bench
+	@python3 toolchain/build_tools.py --for bench
 
 bench: bench-setup ## Benchmarks against Helmfile, scale and parallelism (not part of `make test`; ~15 min)
 	@$(PY) -m bench.run $(ARGS)

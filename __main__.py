@@ -23,11 +23,14 @@ cluster_facts = None if pending_query is None else start_cluster_facts()
 # The rest is imported after the query starts, on purpose.
 from components.engine_log import drop_sdk_debug_lines  # noqa: E402
 from components.failure import engine_errors_as_messages  # noqa: E402
+from components.hook import PROVIDER_VERSION as HOOKS_VERSION  # noqa: E402
+from components.kubernetes_provider import VERSION as KUBERNETES_VERSION  # noqa: E402
 from components.platform import Platform, PlatformArgs  # noqa: E402
 from model.catalog import load_catalog  # noqa: E402
 from model.deployment import prepare, product_endpoints  # noqa: E402
 from model.errors import InputError, debugging, describe  # noqa: E402
 from model.identity import PLATFORM_NAME  # noqa: E402
+from model.plugins import missing_plugins  # noqa: E402
 from model.render import render_for_program  # noqa: E402
 from model.settings import check_adoption, parse_settings  # noqa: E402
 from model.stackfile import INHERITED_KEYS, file_name, locator, stack_chain, with_inherited  # noqa: E402
@@ -53,6 +56,11 @@ try:
     plaintext = sorted(key for key in present if not pulumi.runtime.is_config_secret(f"{config.name}:{key}"))
     if plaintext:
         raise InputError(*(f"Pulumi.{stack}.yaml: {key} is stored in plain text; set it again with `pulumi config set --secret {key} --stack {stack}`" for key in plaintext))
+    if pending_query is not None:
+        # Under mocks no plugin runs; for the engine, a missing one would be a download attempt.
+        unfound = missing_plugins(os.environ, [("kubernetes", KUBERNETES_VERSION), ("astrago-hooks", HOOKS_VERSION)])
+        if unfound:
+            raise InputError(*unfound)
     # The stack files (checked against the schema) tell the line of a bad key.
     settings = parse_settings(stack, raw, catalog, locator(stack_chain(ROOT, stack)) if (ROOT / file_name(stack)).is_file() else None)
     check_adoption(settings, os.environ, pulumi.runtime.is_dry_run())

@@ -244,7 +244,7 @@ class Bench:
     def helmfile_destroy(self, helmfile: Path, namespaces: list[str]) -> None:
         """Uninstall every release, then remove the namespaces Helmfile created (it never deletes them)."""
         self.helmfile(helmfile, "destroy", "--skip-deps")
-        run(["kubectl", "delete", "namespace", "--ignore-not-found", "--wait=true", "--timeout=300s", *namespaces],
+        run([str(TOOLS / "kubectl"), "delete", "namespace", "--ignore-not-found", "--wait=true", "--timeout=300s", *namespaces],
             env=self.helmfile_env(), timeout=360)
 
 
@@ -265,11 +265,10 @@ def install_helm_diff() -> None:
 
 
 def preflight() -> None:
-    for tool in ("pulumi", "helm", "kwok", "kwokctl", "etcd", "kube-apiserver"):
+    # kubectl removes the namespaces Helmfile leaves behind.
+    for tool in ("pulumi", "helm", "kubectl", "kwok", "kwokctl", "etcd", "kube-apiserver"):
         if not (TOOLS / tool).exists():
             raise BenchError(f"{TOOLS / tool} is missing: run `make setup`")
-    if shutil.which("kubectl") is None and not (TOOLS / "kubectl").exists():
-        raise BenchError("kubectl is not on PATH: the bench removes Helmfile's namespaces with it (Debian: kubernetes-client)")
     install_helm_diff()
 
 

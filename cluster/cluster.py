@@ -256,12 +256,9 @@ class Cluster:
 
 
 def find_kubectl(tools: Path) -> Path | None:
-    """kubectl from the tools dir if built there, else from PATH."""
+    """The pinned kubectl of the tools dir (`make setup` builds it), never one from PATH."""
     local = tools / "kubectl"
-    if os.access(local, os.X_OK):
-        return local
-    found = shutil.which("kubectl")
-    return Path(found) if found else None
+    return local if os.access(local, os.X_OK) else None
 
 
 def required_binaries(c: Cluster) -> dict[str, Path | None]:

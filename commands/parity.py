@@ -27,8 +27,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from postrender.plan import write_wrapper
-
 from cli import helm
 from cli import helmfile as hf
 from cli.process import ToolError
@@ -39,6 +37,7 @@ from model.manifest import ObjectKey, key_text, parse_manifest
 from model.render import offline_kube_version
 from model.structdiff import ObjectsDiff, diff_objects
 from model.values import get_path, set_path
+from postrender.plan import write_wrapper
 
 ROOT = Path(__file__).resolve().parent.parent
 

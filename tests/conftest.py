@@ -113,3 +113,11 @@ def _json(value: Any) -> str:
     import json
 
     return json.dumps(value)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test under tests/e2e is an `e2e` test (the lanes of `make test-fast` and `make test`)."""
+    e2e = ROOT / "tests" / "e2e"
+    for item in items:
+        if Path(str(item.path)).is_relative_to(e2e):
+            item.add_marker(pytest.mark.e2e)

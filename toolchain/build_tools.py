@@ -17,8 +17,10 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +41,11 @@ MIN_GO = (1, 26)
 # A cold build of the largest module (the Kubernetes provider) takes about
 # half an hour on two cores; anything far beyond that is a hang.
 BUILD_TIMEOUT_S = 60 * 60
+# What each stage builds, in order: a later stage includes the earlier ones.
+STAGES = ("up", "test", "bench")
+# Two module builds at once: Go compiles on every core, but links one binary on one core, and
+# the large links (the provider, the control plane, the CLI) leave the other core idle.
+JOBS = 2
 # Matches the errors Go prints when it cannot reach the module proxy.
 NETWORK_ERROR = re.compile(
     r"dial tcp|no such host|connection refused|i/o timeout|TLS handshake timeout|"
@@ -76,8 +83,13 @@ class Module:
     """Pulumi plugin to register from the first binary: kind, name, version."""
     outputs: tuple[str, ...] = ()
     """Other files the generate step puts in .tools/bin (checked like binaries)."""
-    bench_only: bool = False
-    """Used only by `make bench`: built by `make bench-setup` (or when named), never by `make setup`."""
+    needed_for: str = "up"
+    """The first target that needs it: "up" (`make setup` builds it), "test" (built when `make test`
+    or a target using it first runs), "bench" (`make bench-setup` only). Named modules are always built."""
+
+    @property
+    def bench_only(self) -> bool:
+        return self.needed_for == "bench"
 
     @property
     def path(self) -> Path:
@@ -103,11 +115,13 @@ def load_modules(path: Path = TOOLCHAIN / "tools.toml") -> list[Module]:
                     generate=tuple(entry.get("generate", [])),
                     plugin=entry.get("plugin"),
                     outputs=tuple(entry.get("outputs", [])),
-                    bench_only=bool(entry.get("bench_only", False)),
+                    needed_for="bench" if entry.get("bench_only") else str(entry.get("needed_for", "up")),
                 )
             )
         except KeyError as missing:
             raise ValueError(f"{path}: [module.{name}] lacks key {missing}") from None
+        if modules[-1].needed_for not in STAGES:
+            raise ValueError(f"{path}: [module.{name}] needed_for must be one of {list(STAGES)}")
         if not (TOOLCHAIN / "go" / name / "go.mod").is_file():
             raise ValueError(f"{path}: [module.{name}] has no toolchain/go/{name}/go.mod")
     return modules
@@ -240,12 +254,39 @@ def register_plugin(module: Module, log: Path) -> None:
         sys.exit(f"setup: registering plugin {module.plugin['name']} {module.plugin['version']} failed; log: {log}")
 
 
+def build_all(modules: list[Module], go: tuple[int, int], force: bool, jobs: int) -> list[str]:
+    """Build modules, `jobs` at a time; the CLI first, since plugins are registered with it."""
+    cli = [m for m in modules if m.name == "pulumi"]
+    built = [m.name for m in cli if build(m, go, force)]
+    lock = threading.Lock()
+
+    def one(module: Module) -> None:
+        if build(module, go, force):
+            with lock:
+                built.append(module.name)
+
+    # Largest first, so the long provider build does not start last.
+    rest = sorted((m for m in modules if m.name != "pulumi"), key=lambda m: m.plugin is None)
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        for future in [pool.submit(one, m) for m in rest]:
+            future.result()  # a failed build exits (SystemExit) here, naming its log
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return built
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="build only these modules (default: all)")
     parser.add_argument("--force", action="store_true", help="rebuild even when the stamp matches")
-    parser.add_argument("--bench", action="store_true", help="also build the bench-only modules (Helmfile, helm-diff)")
+    parser.add_argument("--for", dest="stage", choices=STAGES, default="up",
+                        help="build what this stage needs: up (`make setup`), test (also the tools only tests and bundles use), bench (everything)")
+    parser.add_argument("--bench", action="store_true", help="the same as --for bench")
+    parser.add_argument("--jobs", type=int, default=JOBS, help="modules built at once (default: %(default)s)")
     args = parser.parse_args(argv)
+    if args.bench:
+        args.stage = "bench"
     try:
         modules = load_modules()
     except ValueError as error:
@@ -258,11 +299,10 @@ def main(argv: list[str] | None = None) -> int:
     go = go_version()
     for folder in (BIN, LOGS, STAMPS, PLUGINS):
         folder.mkdir(parents=True, exist_ok=True)
-    # Plugins must register after the CLI exists: build pulumi first.
-    ordered = sorted(modules, key=lambda m: (m.plugin is not None, m.name != "pulumi"))
-    # Bench-only tools cost minutes of compiling that `make setup` and CI do not need.
-    wanted = [m for m in ordered if m.name in args.modules] if args.modules else [m for m in ordered if args.bench or not m.bench_only]
-    built = [m.name for m in wanted if build(m, go, args.force)]
+    # Tools a later stage needs cost minutes of compiling that `make setup` does not need.
+    reach = STAGES[: STAGES.index(args.stage) + 1]
+    wanted = [m for m in modules if m.name in args.modules] if args.modules else [m for m in modules if m.needed_for in reach]
+    built = build_all(wanted, go, args.force, max(1, args.jobs))
     print(f"setup: toolchain ready in {BIN.relative_to(ROOT)} ({'built: ' + ', '.join(built) if built else 'nothing to build'})")
     return 0
 

@@ -39,8 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     print("tools:")
     go = go_version()
     for module in load_modules():
-        if module.bench_only and not any((BIN / b.name).exists() for b in module.binaries):
-            print(f"  {module.name:26} (bench only, not built: `make bench-setup`)")
+        if module.needed_for != "up" and not any((BIN / b.name).exists() for b in module.binaries):
+            built_by = "`make bench-setup`" if module.bench_only else "`make test-tools` (and `make test`, on first use)"
+            print(f"  {module.name:26} (needed by {module.needed_for} only, not built yet: {built_by})")
             continue
         folder = PLUGINS if module.plugin else BIN
         stamp = STAMPS / f"{module.name}.sha256"

@@ -129,7 +129,7 @@ class E2EStack:
         return "\n".join(p.read_text(errors="replace") for p in backend.rglob("*") if p.is_file())
 
     def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["kubectl", *args], capture_output=True, text=True, timeout=120, env={**os.environ, **self.env}, check=check)
+        return subprocess.run([str(TOOLS / "kubectl"), *args], capture_output=True, text=True, timeout=120, env={**os.environ, **self.env}, check=check)
 
 
 def new_stack(project: Path, env: dict[str, str], base: str, config: dict[str, Any], prefix: str = "e2e") -> E2EStack:

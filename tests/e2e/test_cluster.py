@@ -34,7 +34,7 @@ def run_script(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[
 
 
 def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), *args], input=stdin, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run([str(TOOLS / "kubectl"), "--kubeconfig", str(kubeconfig), *args], input=stdin, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"kubectl {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -90,7 +90,7 @@ def nodes_ready(status_stdout: str) -> int:
 def tools() -> None:
     missing = [str(TOOLS / b) for b in BINARIES if not os.access(TOOLS / b, os.X_OK)]
     assert not missing, f"missing {', '.join(missing)}: run `make setup` (the cluster tests need the real binaries)"
-    assert subprocess.run(["kubectl", "version", "--client"], capture_output=True).returncode == 0, "kubectl is not on PATH: run `make setup`"
+    assert subprocess.run([str(TOOLS / "kubectl"), "version", "--client"], capture_output=True).returncode == 0, "the pinned kubectl does not run: `make setup`"
 
 
 @pytest.fixture(scope="module")

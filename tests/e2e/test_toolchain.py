@@ -55,10 +55,11 @@ def test_a_second_setup_builds_nothing() -> None:
     assert {p.name: p.stat().st_mtime_ns for p in TOOLS.iterdir()} == before, "a warm setup rewrote a tool"
 
 
-def test_setup_leaves_the_bench_only_tools_to_bench_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_stage_builds_what_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
     modules = build_tools.load_modules()
-    bench_only = {m.name for m in modules if m.bench_only}
-    assert bench_only == {"helmfile", "helm-diff"}
+    stages = {stage: {m.name for m in modules if m.needed_for == stage} for stage in build_tools.STAGES}
+    assert stages["bench"] == {"helmfile", "helm-diff"}
+    assert stages["test"] == {"actionlint", "crane"}
     built: list[str] = []
 
     def record(module: build_tools.Module, go: tuple[int, int], force: bool) -> bool:
@@ -67,7 +68,11 @@ def test_setup_leaves_the_bench_only_tools_to_bench_setup(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(build_tools, "build", record)
     assert build_tools.main([]) == 0
-    assert set(built) == {m.name for m in modules} - bench_only, "make setup builds every tool but the bench's"
+    assert set(built) == stages["up"], "make setup builds what make up needs"
+    assert built[0] == "pulumi", "the CLI first: plugins are registered with it"
+    built.clear()
+    assert build_tools.main(["--for", "test"]) == 0
+    assert set(built) == stages["up"] | stages["test"], "make test adds the tools only tests use"
     built.clear()
     assert build_tools.main(["--bench"]) == 0
     assert set(built) == {m.name for m in modules}, "make bench-setup builds them all"

@@ -126,12 +126,12 @@ def test_after_a_failed_make_up_an_unreachable_cluster_is_named_with_what_to_do(
 
     from commands import diagnose
 
-    refused = subprocess.CompletedProcess(["kubectl"], 1, "", "The connection to the server 127.0.0.1:17501 was refused - did you specify the right host or port?")
+    refused = subprocess.CompletedProcess(args=["kubectl"], returncode=1, stdout="", stderr="The connection to the server 127.0.0.1:17501 was refused - did you specify the right host or port?")
     monkeypatch.setattr(diagnose, "kubectl", lambda args, timeout_s, check=True: refused)
     monkeypatch.setattr(diagnose, "cluster_server", lambda: "https://127.0.0.1:17501")
     [said] = diagnose.cluster_advice("local", 10)
     assert said.startswith("the cluster at https://127.0.0.1:17501 is unreachable") and "make cluster" in said and "state is untouched" in said
-    answered = subprocess.CompletedProcess(["kubectl"], 0, "ok", "")
+    answered = subprocess.CompletedProcess(args=["kubectl"], returncode=0, stdout="ok", stderr="")
     monkeypatch.setattr(diagnose, "kubectl", lambda args, timeout_s, check=True: answered)
     assert diagnose.cluster_advice("local", 10) == []
 
