@@ -27,7 +27,8 @@ def git(project: Path, *args: str) -> str:
 
 def init_repo(project: Path) -> None:
     """Make the project copy a git repository, so Pulumi records commits as it does for the real one."""
-    (project / ".gitignore").write_text(".venv\n__pycache__/\n")
+    # As in a checkout: the program writes its caches (render, staged charts) under .state.
+    (project / ".gitignore").write_text(".venv\n.tools\n.state/\n__pycache__/\n")
     git(project, "init", "-q", "-b", "main")
 
 
