@@ -11,3 +11,9 @@ helm.sh/chart: "{{ .Chart.Name }}-{{ .Chart.Version }}"
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
+
+{{/* An image: a repository starting with "/" is put after image.baseRepo (the chart's way to move every image to one registry). */}}
+{{- define "csi-driver-nfs.image" -}}
+{{- $root := index . 0 -}}{{- $image := index . 1 -}}
+{{- if hasPrefix "/" $image.repository -}}{{ $root.Values.image.baseRepo }}{{- end -}}{{ $image.repository }}:{{ $image.tag }}
+{{- end -}}
