@@ -51,7 +51,7 @@ spec:
           image: {{ $image }}
         {{- else }}
         - name: main
-          image: {{ .Values.image | default "registry.invalid/standin:1.0" }}
+          image: {{ if kindIs "string" .Values.image }}{{ .Values.image }}{{ else }}registry.invalid/standin:1.0{{ end }}
         {{- end }}
 """
 CONFIGMAP = """apiVersion: v1

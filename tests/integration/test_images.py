@@ -372,7 +372,10 @@ def realistic_charts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # Listed though the chart's defaults do not start them: the ClusterPolicy enables these operands, and only the operator
 # knows that spec.sandboxWorkloads.enabled (false) gates them. Listing more is safe (the bundle carries them); less is not.
 # keycloak's Chart.yaml `images` annotation (bitnami's) names the config CLI, whose hook Job the defaults switch off.
-OVER_LISTED = {"gpu-operator": {"nvcr.io/nvidia/cloud-native/vgpu-device-manager:v0.2.8", "nvcr.io/nvidia/kubevirt-gpu-device-plugin:v1.2.10"},
+# The kata manager's artifact images (its config inside the ClusterPolicy) are gated the same way.
+OVER_LISTED = {"gpu-operator": {"nvcr.io/nvidia/cloud-native/vgpu-device-manager:v0.2.8", "nvcr.io/nvidia/kubevirt-gpu-device-plugin:v1.2.10",
+                                "nvcr.io/nvidia/cloud-native/kata-gpu-artifacts:ubuntu22.04-535.54.03",
+                                "nvcr.io/nvidia/cloud-native/kata-gpu-artifacts:ubuntu22.04-535.86.10-snp"},
                "keycloak": {"docker.io/bitnami/keycloak-config-cli:5.9.0-debian-11-r1"}}
 
 
