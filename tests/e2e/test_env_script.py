@@ -26,7 +26,8 @@ def _project(tmp_path: Path) -> Path:
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, target)
-    (project / ".tools").symlink_to(require(ROOT / ".tools", "make setup"))
+    if not (project / ".tools").exists():  # copy_project links it already
+        (project / ".tools").symlink_to(require(ROOT / ".tools", "make setup"))
     return project
 
 
