@@ -58,7 +58,7 @@ from model.errors import InputError, entry_point
 from model.images_lock import ImagesLock, LockedImage, load_images_lock, write_images_lock
 from model.oci_layout import check_layout
 from model.signing import load_private, load_public, sign, verify
-from model.stackfile import PROJECT
+from model.stackfile import PROJECT, file_name, stack_chain
 
 ROOT = Path(__file__).resolve().parent.parent
 SUMS = "SHA256SUMS"
@@ -97,17 +97,9 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _parent_stack(stack_file: Path) -> str | None:
-    data = yaml.safe_load(stack_file.read_text()) or {}
-    parent = (data.get("config") or {}).get(f"{PROJECT}:inherits")
-    return parent if isinstance(parent, str) and parent else None
-
-
-def site_platforms(stack_file: Path, parent: Path | None) -> tuple[str, ...]:
-    """`astrago-deploy:offline.platforms` (a list or a comma-separated string) of the stack or the stack it inherits."""
-    for path in (stack_file, parent):
-        if path is None:
-            continue
+def site_platforms(stack_files: list[Path]) -> tuple[str, ...]:
+    """`astrago-deploy:offline.platforms` (a list or a comma-separated string) of the nearest stack file of the chain that sets it."""
+    for path in stack_files:
         offline = ((yaml.safe_load(path.read_text()) or {}).get("config") or {}).get(f"{PROJECT}:offline") or {}
         raw = offline.get("platforms") if isinstance(offline, dict) else None
         if raw:
@@ -138,18 +130,15 @@ def bundle_files(stack: str, root: Path, charts_dir: str | None, work: Path, *, 
     }
     for entry in chart_lock.values():
         files[f"{CHARTS}/{entry.archive}"] = (charts / entry.archive).read_bytes()
-    files[stack_file.name] = stack_file.read_bytes()
-    parent = _parent_stack(stack_file)
-    parent_file = root / f"Pulumi.{parent}.yaml" if parent else None
-    if parent_file is not None:
-        if not parent_file.is_file():
-            raise InputError(f"{stack_file}: astrago-deploy:inherits names {parent!r}, but {parent_file} does not exist")
-        files[parent_file.name] = parent_file.read_bytes()
+    # The stack's file and every file it inherits from, by model.stackfile's rule (the program's): nearest first.
+    chain_files = [root / file_name(f.stack) for f in stack_chain(root, stack)]
+    for path in chain_files:
+        files[path.name] = path.read_bytes()
     for pin in TOOL_PINS:
         if not (root / pin).is_file():
             raise InputError(f"{root / pin} is missing; the bundle records the pinned tool versions from it (restore it from git)")
         files[pin] = (root / pin).read_bytes()
-    platforms = site_platforms(stack_file, parent_file)
+    platforms = site_platforms(chain_files)
     mirror_map = load_mirrors(mirrors)
     old = reusable([_reuse_folder(path, work / f"reuse-{n}") for n, path in enumerate(reuse or [])], platforms)
     lock = collect(stack, root, str(charts), workers=workers)

@@ -110,9 +110,9 @@ def test_sums_give_each_blob_its_name(tmp_path: Path) -> None:
 def test_site_platforms_default_and_declared(tmp_path: Path) -> None:
     stack = tmp_path / "Pulumi.s.yaml"
     stack.write_text("config: {}\n")
-    assert site_platforms(stack, None) == ("linux/amd64",)
+    assert site_platforms([stack]) == ("linux/amd64",)
     stack.write_text("config:\n  astrago-deploy:offline:\n    platforms: linux/arm64,linux/amd64\n")
-    assert site_platforms(stack, None) == ("linux/amd64", "linux/arm64")
+    assert site_platforms([stack]) == ("linux/amd64", "linux/arm64")
     stack.write_text("config:\n  astrago-deploy:offline:\n    platforms: [amd64]\n")
     with pytest.raises(InputError, match="os/arch"):
-        site_platforms(stack, None)
+        site_platforms([stack])
