@@ -113,7 +113,11 @@ def parity(root: Path, folder: Path, environment: str, deployment: Deployment) -
         if unstable:
             lines.append(f"  not compared ({len(unstable)} field(s) the chart generates anew on every render): "
                          + ", ".join(sorted(f"{k[1]} {k[3]}: {p}" for k, p in unstable)[:6]) + (" ..." if len(unstable) > 6 else ""))
-        if release.postrender is not None:
+        if release.postrender is not None and release.postrender.registry and release.postrender.pins is None:
+            # The image move needs the stack's images lock (digests), which a migration makes after parity.
+            lines.append(f"  intended changes not shown: the offline registry {release.postrender.registry} pins images by the "
+                         f"stack's images lock, which has no usable digests for this release yet (`make images` and `make bundle` record them)")
+        elif release.postrender is not None:
             post = parse_manifest(render_stack_side(root, release, secrets, kube_version, postrender=True))
             intended = stable_only(diff_objects(ours, post, secrets=known), unstable)
             if intended.differs:

@@ -58,7 +58,9 @@ def cluster() -> Iterator[Path]:
     for tool in ("kube-apiserver", "etcd", "kwok", "kwokctl", "pulumi", "helm"):
         require(TOOLS / tool, "make setup")
     script = [sys.executable, str(ROOT / "cluster" / "cluster.py")]
-    result = subprocess.run([*script, "up", *E2E_CLUSTER], capture_output=True, text=True, timeout=600)
+    # The e2e cluster is the tests' own and emptied by every session: one left unhealthy by an
+    # interrupted run holds nothing to keep, so it is replaced (a user's cluster never is).
+    result = subprocess.run([*script, "up", "--replace", *E2E_CLUSTER], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"starting the e2e cluster failed:\n{result.stdout}\n{result.stderr}"
     try:
         yield require(KUBECONFIG, "make cluster")

@@ -78,6 +78,14 @@ def test_a_clean_local_stack_passes_every_policy(policy_project: Path, engine_en
 
 
 def test_a_plain_password_in_release_values_is_refused(policy_project: Path, engine_env: dict[str, str], stacks: list[E2EStack]) -> None:
+    # The program refuses a key the chart does not declare before any policy runs; a key the chart
+    # reads without declaring it is listed in the catalog's undeclaredValues, and the pack is what
+    # then stops a credential in plain text there.
+    catalog = policy_project / "catalog" / "releases.yaml"
+    text = catalog.read_text()
+    anchor = "    chart: {local: astrago}\n"
+    assert anchor in text
+    catalog.write_text(text.replace(anchor, anchor + "    undeclaredValues: [mariadb.adminPassword]\n", 1))
     stack = new_stack(policy_project, engine_env, "local", {"releases": {"astrago": {"values": {"mariadb": {"adminPassword": PLAIN_PASSWORD}}}}})
     stacks.append(stack)
     passed, output = preview(stack)

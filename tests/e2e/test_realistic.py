@@ -119,7 +119,8 @@ def test_a_changed_value_shows_exactly_its_objects_and_fields(realistic: Catalog
         objects = [line for line in run.out.splitlines() if line[:2] in ("~ ", "+ ", "- ")]
         assert [o.split()[1:3] for o in objects] == [["monitoring.coreos.com/v1", "Prometheus"]], objects
         fields = [line.strip() for line in run.out.splitlines() if line.startswith("    ")]
-        assert fields == ['spec.retention: "15d" -> "30d"'], fields
+        # 1y is the team's setting (values/prometheus.yaml, from platform.md), not the chart's 15d default.
+        assert fields == ['spec.retention: "1y" -> "30d"'], fields
         preview = stack.stack.preview(color="never")
         assert "prometheus: 0 to add, 1 to change, 0 to remove" in preview.stdout, preview.stdout[-3000:]
     finally:

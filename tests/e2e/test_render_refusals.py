@@ -79,8 +79,9 @@ def test_an_unknown_value_key_is_refused_with_the_closest_key(deployed: E2EStack
 
 def test_an_unknown_helm_option_key_is_refused_with_the_allowed_names(deployed: E2EStack) -> None:
     _refused(deployed, [("releases.astrago.helm.timeut", "10s"), ("releases.astrago.helm.maxHistroy", "3")], ["releases.astrago.helm"],
-             "helm.timeut is not a Helm option; did you mean timeout?", "helm.maxHistroy is not a Helm option; did you mean maxHistory?",
-             "allowed: ['driftDetection', 'install', 'maxHistory', 'timeout', 'upgrade']")
+             "astrago-deploy:releases.astrago.helm.timeut: unknown key; did you mean timeout?",
+             "astrago-deploy:releases.astrago.helm.maxHistroy: unknown key; did you mean maxHistory?",
+             "Allowed here: atomic, cleanupOnFail, drift, maxHistory, timeout, wait, waitForJobs")
 
 
 def test_a_template_error_is_refused(deployed: E2EStack) -> None:

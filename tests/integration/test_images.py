@@ -152,8 +152,8 @@ AS_DATA = {
     "docker.io/bitnami/os-shell:12-debian-12-r30": "keycloak",  # an env value
 }
 NOT_LISTED = {
-    "nvcr.io/nvidia/driver:550.127.05",  # values/gpu-operator.yaml sets driver.enabled false: the ClusterPolicy says so
-    "nvcr.io/nvidia/k8s/container-toolkit:v1.17.0-ubuntu20.04",  # and toolkit.enabled false
+    "nvcr.io/nvidia/driver:550.127.05",  # the operator pulls the driver by its OS-suffixed tag only
+    "nvcr.io/nvidia/k8s/container-toolkit:v1.17.0-ubuntu20.04",  # the stand-in's default toolkit.enabled false: the ClusterPolicy says so
     "quay.io/thanos/thanos:v0.35.1",  # a subchart whose condition is false
 }
 EXTRAS: dict[str, dict[str, str]] = {
@@ -165,12 +165,12 @@ EXTRAS: dict[str, dict[str, str]] = {
         "values.yaml": "replicas: 1\n"
                        "validator: {repository: nvcr.io/nvidia/cloud-native, image: gpu-operator-validator}\n"
                        "driver: {enabled: true, repository: nvcr.io/nvidia, image: driver, version: '550.127.05'}\n"
-                       "toolkit: {enabled: true}\n",
+                       "toolkit: {enabled: false}\n",
     },
     "keycloak": {
         "templates/config-cli.yaml": CONFIG_CLI,
         "values.yaml": "replicas: 1\n"
-                       "keycloakConfigCli: {enabled: false, image: {registry: docker.io, repository: bitnami/keycloak-config-cli, tag: 6.1.6-debian-12-r0}}\n"
+                       "keycloakConfigCli: {enabled: true, image: {registry: docker.io, repository: bitnami/keycloak-config-cli, tag: 6.1.6-debian-12-r0}}\n"
                        "metrics: {enabled: false, image: {registry: docker.io, repository: bitnami/keycloak-metrics, tag: '1.0'}}\n",
     },
     "kube-prometheus-stack": {
@@ -404,9 +404,13 @@ def test_make_images_on_the_realistic_set_with_stage_values(realistic_charts: Pa
     assert reloader.releases == ("prometheus",) and any("args" in w for w in reloader.found_in), reloader
     validator = records["nvcr.io/nvidia/cloud-native/gpu-operator-validator:v24.9.0"]
     assert "gpu-operator: ClusterPolicy cluster-policy spec.validator" in validator.found_in, validator
-    # values/gpu-operator.yaml: the drivers are on the hosts, so no driver image (nor its OS-suffixed tag) is listed.
-    assert not [r for r in records if r.startswith("nvcr.io/nvidia/driver:")], sorted(records)
-    assert records["docker.io/bitnami/keycloak-config-cli:5.9.0-debian-11-r1"].in_hooks, "values/keycloak.yaml enables the config CLI hook"
+    # values/gpu-operator.yaml (the team's): the operator manages the driver, so its image is listed with the
+    # OS-suffixed tag the operator pulls, and only that one.
+    drivers = [r for r in records if r.startswith("nvcr.io/nvidia/driver:")]
+    assert drivers == ["nvcr.io/nvidia/driver:550.127.05-ubuntu22.04"], sorted(records)
+    # The team's values leave keycloak's config CLI hook off; Chart.yaml's images annotation still names it (listing more is safe).
+    cli = records["docker.io/bitnami/keycloak-config-cli:5.9.0-debian-11-r1"]
+    assert cli.releases == ("keycloak",) and not any("Job" in w for w in cli.found_in), cli
 
 
 def test_with_the_offline_registry_every_realistic_image_is_moved_and_pinned(project: Path, realistic_charts: Path) -> None:
