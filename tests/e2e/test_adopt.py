@@ -58,15 +58,19 @@ def _helm_releases(stack: E2EStack) -> dict[str, dict[str, Any]]:
 
 
 def _pods(stack: E2EStack, namespaces: set[str]) -> dict[str, str]:
-    """namespace/pod name -> UID of every pod in the namespaces."""
+    """namespace/pod name -> UID of every long-running pod in the namespaces.
+
+    Pods of Jobs are left out: the exporter's CronJob starts one every minute, so they come and go on their own.
+    """
     pods = {}
     for namespace in sorted(namespaces):
         items = json.loads(stack.kubectl("get", "pods", "-n", namespace, "-o", "json").stdout)["items"]
-        pods.update({f"{namespace}/{p['metadata']['name']}": p["metadata"]["uid"] for p in items})
+        pods.update({f"{namespace}/{p['metadata']['name']}": p["metadata"]["uid"] for p in items
+                     if not any(o.get("kind") == "Job" for o in p["metadata"].get("ownerReferences") or [])})
     return pods
 
 
-def _settled_pods(stack: E2EStack, namespaces: set[str], count: int, timeout_s: float = 120) -> dict[str, str]:
+def _settled_pods(stack: E2EStack, namespaces: set[str], count: int, timeout_s: float = 300) -> dict[str, str]:
     """The pods once `count` of them exist and none is terminating (a rollout has finished)."""
     deadline = time.monotonic() + timeout_s
     while True:

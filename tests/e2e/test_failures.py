@@ -108,7 +108,8 @@ def test_an_unreachable_cluster_is_refused_before_the_engine_asks_it_and_the_sta
     workspace = stack.stack.workspace
     try:
         assert stack.stack.up(color="never", message="e2e: deployed").summary.result == "succeeded"
-        before = stack.pulumi("stack", "export")
+        # Decrypted: every write of the state encrypts its secrets again, with new nonces.
+        before = stack.pulumi("stack", "export", "--show-secrets")
         # The same kubeconfig, pointing at a port where no API server listens.
         config = yaml.safe_load(Path(engine_env["KUBECONFIG"]).read_text())
         config["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
@@ -127,10 +128,12 @@ def test_an_unreachable_cluster_is_refused_before_the_engine_asks_it_and_the_sta
             _no_traceback(message)
             assert "the cluster at https://127.0.0.1:1 is unreachable" in message and "state is untouched" in message, message[-2000:]
         workspace.env_vars = engine_env
-        # A refused `up` still records a failed update: the engine rewrites the manifest's time, nothing else.
-        after = json.loads(stack.pulumi("stack", "export"))["deployment"]
+        # A refused `up` still records a failed update: the engine writes the state again (manifest time,
+        # secrets encrypted anew); what it holds is unchanged. Only keys are printed, never values.
+        after = json.loads(stack.pulumi("stack", "export", "--show-secrets"))["deployment"]
         was = json.loads(before)["deployment"]
-        assert after["resources"] == was["resources"], "no resource in the state changed"
+        changed = [(a["urn"], sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))) for a, b in zip(after["resources"], was["resources"], strict=False) if a != b]
+        assert len(after["resources"]) == len(was["resources"]) and not changed, f"no resource in the state changed: {changed}"
         assert not after.get("pending_operations"), "no operation left pending"
     finally:
         workspace.env_vars = engine_env

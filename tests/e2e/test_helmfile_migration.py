@@ -97,24 +97,13 @@ def test_a_helmfile_site_moves_to_its_stack_replacing_no_pod(project: Path, engi
         dispose(stack)
 
 
-
-def _long_running(stack: E2EStack, pods: dict[str, str]) -> dict[str, str]:
-    """The pods that are not runs of a Job (the exporter's CronJob starts one every minute, adoption or not)."""
-    import json
-
-    items = json.loads(stack.kubectl("get", "pods", "-A", "-o", "json").stdout)["items"]
-    job_pods = {f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in items
-                if any(o.get("kind") == "Job" for o in p["metadata"].get("ownerReferences") or [])}
-    return {name: uid for name, uid in pods.items() if name not in job_pods}
-
-
 def _stable_pods(stack: E2EStack, namespaces: set[str], timeout_s: float = 120) -> dict[str, str]:
     """The long-running pods once two reads 3 s apart agree (a rollout has finished)."""
     import time
 
     deadline, last = time.monotonic() + timeout_s, None
     while True:
-        pods = _long_running(stack, _pods(stack, namespaces))
+        pods = _pods(stack, namespaces)  # long-running pods: runs of the exporter's CronJob come and go
         if pods == last:
             return pods
         assert time.monotonic() < deadline, f"pods did not settle in {timeout_s}s: {sorted(pods)}"
