@@ -10,8 +10,6 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import yaml
-
 from audit.verify import charts_dir, compare_tree, record_text
 from cli.git import git, git_bytes
 from cli.process import ToolError
@@ -19,7 +17,7 @@ from commands.charts import write_lock
 from model.charts import load_lock, sha256_file
 from model.errors import InputError
 from model.history import History, Update
-from model.stackfile import PROJECT
+from model.stackfile import Loader, StackFile, chain, file_name, parse_stack_file
 
 # What a rollback takes from an update's commit: the data every stack is made
 # of (plus the stack's own file), never the program.
@@ -33,8 +31,8 @@ class RestorePlan:
     commit: str
     paths: list[str]
     """Paths (relative to the project root) present in the commit."""
-    parent: str | None
-    """Stack file of the stack this one inherits from, if any."""
+    ancestors: tuple[str, ...]
+    """Stack files of every stack this one inherits from, nearest first (model.stackfile.chain)."""
 
 
 def restore_plan(root: Path, stack: str, update: Update) -> RestorePlan:
@@ -55,14 +53,19 @@ def restore_plan(root: Path, stack: str, update: Update) -> RestorePlan:
     present = [p for p in git(root, "ls-tree", "--name-only", update.commit, "--", *wanted).stdout.split() if p]
     if f"Pulumi.{stack}.yaml" not in present:
         raise InputError(f"commit {update.commit} (update {update.number}) holds no Pulumi.{stack}.yaml; the stack file was not committed then, revert it by hand from the record above")
-    stack_file = yaml.safe_load(git(root, "show", f"{update.commit}:./Pulumi.{stack}.yaml").stdout) or {}
-    parent = (stack_file.get("config") or {}).get(f"{PROJECT}:inherits")
-    parent_file = f"Pulumi.{parent}.yaml" if isinstance(parent, str) and parent else None
-    if parent_file:
-        if not git(root, "ls-tree", "--name-only", update.commit, "--", parent_file).stdout.strip():
-            raise InputError(f"Pulumi.{stack}.yaml at commit {update.commit} inherits {parent!r}, whose {parent_file} that commit does not hold")
-        present.append(parent_file)
-    return RestorePlan(commit=update.commit, paths=present, parent=parent_file)
+    # The whole inherits chain as the commit holds it: the same rule (and refusals) as the program's.
+    ancestors = tuple(file_name(f.stack) for f in chain(stack, _commit_loader(root, update.commit))[1:])
+    return RestorePlan(commit=update.commit, paths=[*present, *ancestors], ancestors=ancestors)
+
+
+def _commit_loader(root: Path, commit: str) -> Loader:
+    """Stack files as a commit holds them (None for a stack without a file there)."""
+    def load(name: str) -> StackFile | None:
+        path = file_name(name)
+        if not git(root, "ls-tree", "--name-only", commit, "--", path).stdout.strip():
+            return None
+        return parse_stack_file(git(root, "show", f"{commit}:./{path}").stdout, name, f"{path} at commit {commit[:12]}")
+    return load
 
 
 @dataclass(frozen=True)
@@ -165,8 +168,9 @@ def restore(root: Path, history: History, number: int, apply: bool) -> int:
               if line and not line[3:].startswith(archives)]
     if status:
         raise InputError("uncommitted changes where the restore writes; commit or stash them first, nothing was changed:\n" + "\n".join(status))
-    if plan.parent and (root / plan.parent).is_file() and git_bytes(root, "show", f"{plan.commit}:./{plan.parent}") != (root / plan.parent).read_bytes():
-        raise InputError(f"{plan.parent} changed since update {number}; restoring it would roll back that stack too. Nothing was changed: revert Pulumi.{stack}.yaml by hand from the record above")
+    for ancestor in plan.ancestors:
+        if (root / ancestor).is_file() and git_bytes(root, "show", f"{plan.commit}:./{ancestor}") != (root / ancestor).read_bytes():
+            raise InputError(f"{ancestor} changed since update {number}; restoring it would roll back that stack too. Nothing was changed: revert Pulumi.{stack}.yaml by hand from the record above")
     git(root, "restore", f"--source={plan.commit}", "--worktree", "--", *plan.paths)
     # Archives of versions the restored lock does not name would fail the chart check of `make up`;
     # they are downloads, fetched again by `make charts-sync` whenever they are declared.
