@@ -232,7 +232,7 @@ go-test: tools
 e2e: setup postgres chromium
 	@$(PY) -m pytest tests/e2e -q
 
-test-fast: venv lint typecheck ## The quick lane: lint, types, unit and integration tests (no cluster, no engine; about 2 min warm)
+test-fast: venv lint typecheck ## The quick lane: lint, types, unit and integration tests (no cluster, no engine; about 7 min warm on 2 cores)
 	@$(PY) -m pytest tests -q -m "not e2e"
 
 test: setup test-tools postgres chromium lint typecheck lint-ci ## Run every test: lint, types, unit, Go, end-to-end (cluster + engine)
