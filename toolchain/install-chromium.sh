@@ -8,6 +8,8 @@
 # `apt-get install chromium` (as root, or through sudo), bounded by a timeout.
 # Exit codes: 0 ready, 1 the install failed, 2 no way to install (no apt-get, no root).
 set -euo pipefail
+# shellcheck source=toolchain/apt-install.sh
+source "$(dirname "$0")/apt-install.sh"
 
 # apt-get update + install of chromium and its libraries takes a few minutes on a
 # fresh machine; far beyond that is a hung mirror or a held lock.
@@ -31,31 +33,9 @@ if [[ -n "$binary" ]]; then
   exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "chromium: not found and apt-get is missing; install Chromium with this system's package manager" >&2
-  exit 2
-fi
-if [[ $(id -u) -eq 0 ]]; then
-  as_root=()
-elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-  as_root=(sudo -n)
-else
-  echo "chromium: installing needs root: run \`sudo $0\` (or as root: apt-get update && apt-get install -y chromium)" >&2
-  exit 2
-fi
-
 started=$SECONDS
-echo "chromium: not installed; apt-get update && apt-get install chromium (up to ${APT_TIMEOUT_S}s)"
-if ! timeout "$APT_TIMEOUT_S" "${as_root[@]}" apt-get update -qq; then
-  echo "chromium: apt-get update failed; check the package mirror, then rerun $0" >&2
-  exit 1
-fi
 # Fonts come with the package's dependencies: the screenshot needs glyphs.
-if ! timeout "$APT_TIMEOUT_S" "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -qq chromium >/dev/null; then
-  echo "chromium: apt-get install chromium failed; rerun $0 to see apt's messages" >&2
-  exit 1
-fi
+apt_install chromium "$APT_TIMEOUT_S" "not found" chromium
 
 binary=$(find_chromium)
 if [[ -z "$binary" ]]; then

@@ -9,6 +9,8 @@
 # (as root, or through sudo), bounded by a timeout.
 # Exit codes: 0 ready, 1 the install failed, 2 no way to install (no apt-get, no root).
 set -euo pipefail
+# shellcheck source=toolchain/apt-install.sh
+source "$(dirname "$0")/apt-install.sh"
 
 PROGRAMS=(initdb pg_ctl postgres psql)
 # apt-get update + install of the server and client packages takes about a
@@ -45,31 +47,8 @@ if [[ -n "$bindir" ]]; then
   exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "postgres: initdb/pg_ctl/postgres/psql not found and apt-get is missing; install PostgreSQL (server and client) with this system's package manager" >&2
-  exit 2
-fi
-if [[ $(id -u) -eq 0 ]]; then
-  as_root=()
-elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-  as_root=(sudo -n)
-else
-  echo "postgres: installing needs root: run \`sudo $0\` (or as root: apt-get update && apt-get install -y postgresql)" >&2
-  exit 2
-fi
-
 started=$SECONDS
-echo "postgres: not installed; apt-get update && apt-get install postgresql (up to ${APT_TIMEOUT_S}s)"
-# The package lists may be missing or stale on a fresh machine: update first.
-if ! timeout "$APT_TIMEOUT_S" "${as_root[@]}" apt-get update -qq; then
-  echo "postgres: apt-get update failed; check the package mirror, then rerun $0" >&2
-  exit 1
-fi
-if ! timeout "$APT_TIMEOUT_S" "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -qq --no-install-recommends postgresql >/dev/null; then
-  echo "postgres: apt-get install postgresql failed; rerun $0 to see apt's messages" >&2
-  exit 1
-fi
+apt_install postgres "$APT_TIMEOUT_S" "initdb/pg_ctl/postgres/psql not found" postgresql --no-install-recommends
 
 bindir=$(find_bindir)
 if [[ -z "$bindir" ]]; then
