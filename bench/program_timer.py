@@ -20,6 +20,13 @@ one JSON line per run is appended to it at process exit:
 - ``cpu_s``: user + system CPU time of the whole process (all threads) at exit:
   what the program costs, its waits on the engine excluded.
 
+- ``rendered``, ``cached``: releases the program's Helm render returned and
+  how many of them came from the render cache (model/render.py).
+
+With ``ASTRAGO_BENCH_NO_RENDER=1`` the program runs with its render switched
+off (``render_for_program`` returns no line and renders nothing): the
+baseline the bench measures the render's cost against, never a real run.
+
 With ``ASTRAGO_BENCH_PROFILE`` naming a file, the program body and its
 asynchronous registrations also run under cProfile, dumped there at exit.
 """
@@ -40,6 +47,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 _marks: dict[str, float] = {}
+_render = {"rendered": 0, "cached": 0}
 
 
 def _process_age() -> float:
@@ -68,6 +76,7 @@ def _write(log: str) -> None:
         "body_s": _marks.get("body", end) - _START,
         "process_wall_s": _STARTUP + (end - _START),
         "cpu_s": usage.ru_utime + usage.ru_stime,
+        **_render,
     }
     with open(log, "a") as out:
         out.write(json.dumps(record) + "\n")
@@ -97,6 +106,21 @@ def _instrument() -> None:
 
     catalog.load_catalog = timed_load  # type: ignore[assignment]
     deployment.prepare = timed_prepare  # type: ignore[assignment]
+
+    from model import render
+
+    if os.environ.get("ASTRAGO_BENCH_NO_RENDER") == "1":
+        render.render_for_program = lambda *args, **kwargs: []  # type: ignore[assignment]
+        return
+    render_releases = render.render_releases
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        result = render_releases(*args, **kwargs)
+        _render["rendered"] += len(result)
+        _render["cached"] += sum(1 for r in result.values() if r.cached)
+        return result
+
+    render.render_releases = counted  # type: ignore[assignment]
 
 
 def _main() -> None:

@@ -12,7 +12,11 @@ prints a table and writes bench/results/<timestamp>.json. What it measures
 - parallelism: the wall time of `up` against the sum of the release durations
   (engine events) and against `pulumi up --parallel 1`;
 - scale: synthetic catalogs (bench/synthetic.py) of 12, 50 and 100 releases:
-  no-change preview and up from empty.
+  no-change preview and up from empty;
+- realistic set (tests/realistic_charts, dev's settings, persistence on,
+  harbor enabled): no-change previews with a warm render cache, with an
+  empty one, and without rendering at all (the program's render switched
+  off by bench/program_timer.py), against `helmfile diff` on the same work.
 
 Every figure is the median of --runs runs (at least 3 unless --smoke) with
 min and max; every ratio is computed from figures of this same run. Each
@@ -50,8 +54,10 @@ from pulumi.runtime.proto import events_pb2_grpc
 from bench.helmfile_gen import secret_env, write_helmfile
 from bench.synthetic import write_synthetic
 from commands.values import resolve_stack
+from model.render import CACHE_DIR as RENDER_CACHE
 from tests.e2e.conftest import KWOK_VALUES, SECRETS, E2EStack, copy_project, engine_environment, new_stack, sync_standins
 from tests.e2e.test_lifecycle import Recorder
+from tests.standin_charts import build_realistic_charts_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / ".tools" / "bin"
@@ -68,12 +74,17 @@ CLUSTER_ARGS = ("--name", CLUSTER_NAME, "--workdir", str(ROOT / ".state" / "kwok
 # One value changed, as tests/e2e/test_lifecycle.py changes it.
 CHANGED_KEY, CHANGED_VALUE = "releases.loki-stack.values.loki.persistence.size", "15Gi"
 OP_TIMEOUT_S = 1800
+# Read by bench/program_timer.py: the program runs without its Helm render (the baseline of the render's cost).
+NO_RENDER_ENV = "ASTRAGO_BENCH_NO_RENDER"
 MIN_RUNS = 3
 # The targets of the issue: (numerator, denominator, limit).
 TARGETS = {
     "no-change preview / helmfile diff": ("full.preview_nochange", "full.helmfile_diff_nochange", 0.5),
     "up from empty / helmfile apply": ("full.up", "full.helmfile_apply", 1.0),
     "preview 100 / preview 12 (synthetic)": ("scale.100.preview_nochange", "scale.12.preview_nochange", 4.0),
+    # Preview renders every release with Helm (model/render.py); Helmfile's diff renders every chart too.
+    "realistic no-change preview / helmfile diff": ("realistic.preview_nochange", "realistic.helmfile_diff_nochange", 0.5),
+    "realistic preview, warm render cache / no render": ("realistic.preview_nochange", "realistic.preview_norender", 1.2),
     # The program's own run time: its body, from its first line to its last (imports, checks, resource
     # constructors); not the interpreter and SDK start-up every Pulumi Python program pays before it, nor
     # the engine's work it then waits for. See bench/README.md, "The program's own time".
@@ -92,6 +103,10 @@ RATIOS = {
     "up 100 / up 12 (synthetic)": ("scale.100.up", "scale.12.up"),
     "preview 50 / preview 12 (synthetic)": ("scale.50.preview_nochange", "scale.12.preview_nochange"),
     "up 50 / up 12 (synthetic)": ("scale.50.up", "scale.12.up"),
+    "realistic preview, empty render cache / no render": ("realistic.preview_coldcache", "realistic.preview_norender"),
+    "realistic preview, empty render cache / warm": ("realistic.preview_coldcache", "realistic.preview_nochange"),
+    # A runner without the cache (a fresh CI machine) pays this one.
+    "realistic preview, empty render cache / helmfile diff": ("realistic.preview_coldcache", "realistic.helmfile_diff_nochange"),
 }
 
 
@@ -182,10 +197,12 @@ class Bench:
     def program_log(self, stack: E2EStack) -> Path:
         return self.scratch / f"program-{stack.name}.jsonl"
 
-    def pulumi(self, stack: E2EStack, *args: str, ok: tuple[int, ...] = (0,)) -> tuple[float, subprocess.CompletedProcess[str]]:
+    def pulumi(self, stack: E2EStack, *args: str, ok: tuple[int, ...] = (0,), no_render: bool = False) -> tuple[float, subprocess.CompletedProcess[str]]:
         """The CLI on a stack, as `make` runs it (a person's command, not the Automation API)."""
         # PULUMI_DEBUG_COMMANDS enables --event-log, as the Automation API sets it; it changes nothing else.
         env = {**os.environ, **stack.env, "PULUMI_DEBUG_COMMANDS": "true", "ASTRAGO_BENCH_PROGRAM_LOG": str(self.program_log(stack))}
+        if no_render:
+            env[NO_RENDER_ENV] = "1"
         return run([str(TOOLS / "pulumi"), *args, "--stack", stack.name, "--non-interactive", "--color", "never"], env=env, cwd=stack.project, ok=ok)
 
     def up(self, stack: E2EStack, *extra: str) -> tuple[float, Recorder]:
@@ -195,13 +212,17 @@ class Bench:
             wall, _ = self.pulumi(stack, "up", "--yes", "--message", "bench", "--event-log", events, *extra)
         return wall, recorder
 
-    def preview(self, stack: E2EStack, *extra: str, expect: str) -> tuple[float, dict[str, float]]:
-        """A preview; checks its changes against `expect` ('none' or 'one update'); returns wall and the program's record."""
+    def preview(self, stack: E2EStack, *extra: str, expect: str, render: bool = True) -> tuple[float, dict[str, float]]:
+        """A preview; checks its changes against `expect` ('none' or 'one update'); returns wall and the program's record.
+
+        render=False runs the program with its Helm render switched off (bench/program_timer.py): the
+        baseline the render's cost is measured against, never what a person runs.
+        """
         log = self.program_log(stack)
         before = log.read_text().count("\n") if log.exists() else 0
         recorder = Recorder()
         with event_stream(recorder) as events:
-            wall, _ = self.pulumi(stack, "preview", "--event-log", events, *extra)
+            wall, _ = self.pulumi(stack, "preview", "--event-log", events, *extra, no_render=not render)
         # Provider resources are left out, as the engine's change summary does
         # (a default provider's step is bookkeeping, not a change of the platform).
         steps = [e.resource_pre_event.metadata for _, e in recorder.events
@@ -436,6 +457,70 @@ def bench_scale(bench: Bench, count: int) -> None:
         _cleanup(bench, stack)
 
 
+def bench_realistic(bench: Bench) -> None:
+    """The realistic set: what rendering every release costs a no-change preview, and what Helmfile's diff costs.
+
+    Deployed once (`up` is timed too). Each round then runs, alternating with
+    Helmfile as bench_full does: a no-change preview with a warm render cache
+    (every release's inputs unchanged since the last preview), one with an
+    empty cache (every release rendered by Helm against the cluster), one with
+    the render switched off, and `helmfile diff` of the same releases and
+    values, with helm-diff's `--dry-run=server` (lookup answered by the
+    cluster, as in our render). Helmfile's diff renders each chart anew, so
+    harbor's generated certificates show as changes there (exit 2); any
+    other exit fails the bench.
+    """
+    work = bench.scratch / "realistic"
+    project = bench_project(work / "project")
+    charts = build_realistic_charts_dir(work / "charts")
+    stack = new_stack(project, bench.env, "dev", {
+        "chartsDir": str(charts),
+        "cluster": {"externalIP": "127.0.0.1", "domain": "astrago.localhost"},
+        "releases": {"harbor": {"enabled": True}},
+    }, prefix="benchreal")
+    deployment = resolve_stack(stack.name, project)
+    helmfile = write_helmfile(deployment, project, work / "helmfile", HELM)
+    cache = project / RENDER_CACHE
+    bench.log(f"realistic set: {len(deployment.releases)} releases; helmfile {helmfile}")
+    try:
+        wall, recorder = bench.up(stack)
+        if set(release_durations(recorder)) != set(deployment.releases):
+            raise BenchError(f"up of the realistic set recorded {sorted(release_durations(recorder))}, expected {sorted(deployment.releases)}")
+        bench.figures.add("realistic.up", wall)
+        releases = len(deployment.releases)
+
+        def check(record: dict[str, float], what: str, rendered: int, cached: int) -> None:
+            # The program's record says how many releases its render did and how many the cache answered.
+            if (record.get("rendered"), record.get("cached")) != (rendered, cached):
+                raise BenchError(f"the {what} preview rendered {record.get('rendered')} release(s), {record.get('cached')} from the cache; "
+                                 f"expected {rendered}, {cached} from the cache")
+
+        # The first preview after `up` renders every release against its new revision: it warms the cache.
+        bench.preview(stack, expect="none")
+        for round_ in range(1, bench.runs + 1):
+            warm, record = bench.preview(stack, expect="none")
+            check(record, "warm-cache", releases, releases)
+            bench.figures.add("realistic.preview_nochange", warm)
+            bench.program.setdefault("realistic", []).append(record)
+            # The same work: our render is a server dry run (lookup answered by the cluster), so helm-diff's is too;
+            # without it bitnami's upgrade check refuses keycloak, as it does for a person running `helmfile diff`.
+            diff_wall, result = bench.helmfile(helmfile, "diff", "--skip-deps", "--suppress-secrets", "--detailed-exitcode",
+                                               "--diff-args", "--dry-run=server", ok=(0, 2))
+            bench.figures.add("realistic.helmfile_diff_nochange", diff_wall)
+            for entry in cache.glob("*.json"):
+                entry.unlink()
+            cold, record = bench.preview(stack, expect="none")
+            check(record, "empty-cache", releases, 0)
+            bench.figures.add("realistic.preview_coldcache", cold)
+            bare, record = bench.preview(stack, expect="none", render=False)
+            check(record, "no-render", 0, 0)
+            bench.figures.add("realistic.preview_norender", bare)
+            bench.log(f"[{round_}] realistic: preview {warm:.1f}s warm, {cold:.1f}s empty cache, {bare:.1f}s no render; "
+                      f"helmfile diff {diff_wall:.1f}s (exit {result.returncode})")
+    finally:
+        _cleanup(bench, stack)
+
+
 def _cleanup(bench: Bench, stack: E2EStack) -> None:
     """Leave nothing deployed: destroy (a no-op when already empty), then remove the stack."""
     try:
@@ -508,6 +593,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=MIN_RUNS, help=f"runs per figure (default and minimum {MIN_RUNS})")
     parser.add_argument("--scales", default="12,50,100", help="synthetic catalog sizes, comma-separated ('' for none)")
     parser.add_argument("--skip-full", action="store_true", help="skip the full-catalog and Helmfile comparison")
+    parser.add_argument("--skip-realistic", action="store_true", help="skip the realistic set (render cost, Helmfile diff)")
     parser.add_argument("--smoke", action="store_true", help="allow fewer than 3 runs (to check the bench itself; figures are not reportable)")
     parser.add_argument("--keep-cluster", action="store_true", help="leave the bench cluster running afterwards")
     args = parser.parse_args(argv)
@@ -535,6 +621,8 @@ def main(argv: list[str] | None = None) -> int:
         bench_floor(bench)
         if not args.skip_full:
             bench_full(bench)
+        if not args.skip_realistic:
+            bench_realistic(bench)
         for count in scales:
             bench_scale(bench, count)
     except (BenchError, auto.CommandError, subprocess.CalledProcessError) as error:
