@@ -232,11 +232,16 @@ go-test: tools
 e2e: setup postgres chromium
 	@$(PY) -m pytest tests/e2e -q
 
-test-fast: venv lint typecheck ## The quick lane: lint, types, unit and integration tests (no cluster, no engine; about 7 min warm on 2 cores)
-	@$(PY) -m pytest tests -q -m "not e2e"
+# The quick lane's tests run side by side (pytest-xdist): they start helm, make and registries
+# and wait on them, so more workers than cores still help. The e2e tests share one cluster: serial.
+TEST_WORKERS ?= 4
+
+test-fast: venv lint typecheck ## The quick lane: lint, types, unit and integration tests (no cluster, no engine)
+	@$(PY) -m pytest tests -q -m "not e2e" -n $(TEST_WORKERS)
 
 test: setup test-tools postgres chromium lint typecheck lint-ci ## Run every test: lint, types, unit, Go, end-to-end (cluster + engine)
-	@$(PY) -m pytest tests -q
+	@$(PY) -m pytest tests -q -m "not e2e" -n $(TEST_WORKERS)
+	@$(PY) -m pytest tests -q -m e2e
 	@for m in $(OWN_GO_MODULES); do (cd toolchain/go/$$m && GOFLAGS=-mod=readonly go test ./... >/dev/null && echo "go test: $$m ok"); done
 
 bench-setup: setup ## Build the bench-only tools (Helmfile, helm-diff) from their pinned modules

@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import tarfile
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -229,14 +230,21 @@ def test_an_oci_chart_that_is_not_there_is_named(tmp_path: Path) -> None:
 
 def _signing_keyring(folder: Path) -> tuple[Path, Path]:
     """A throwaway GnuPG key: (secret keyring for `helm package --sign`, public keyring for --verify)."""
-    home = folder / "gnupg"
-    home.mkdir(mode=0o700, parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    # gpg-agent's socket lives in the home folder and a Unix socket path has at most 107 bytes:
+    # pytest's folders (per xdist worker, per test) are longer than that, so the home is short.
+    home = Path(tempfile.mkdtemp(prefix="gpg-", dir="/tmp"))
     gpg = ["gpg", "--batch", "--homedir", str(home)]
-    subprocess.run([*gpg, "--passphrase", "", "--quick-gen-key", "Chart Publisher <charts@example.invalid>", "rsa2048", "sign", "never"],
-                   capture_output=True, timeout=120, check=True)
-    secret, public = folder / "secring.gpg", folder / "pubring.gpg"
-    secret.write_bytes(subprocess.run([*gpg, "--export-secret-keys"], capture_output=True, timeout=60, check=True).stdout)
-    public.write_bytes(subprocess.run([*gpg, "--export"], capture_output=True, timeout=60, check=True).stdout)
+    try:
+        made = subprocess.run([*gpg, "--passphrase", "", "--quick-gen-key", "Chart Publisher <charts@example.invalid>", "rsa2048", "sign", "never"],
+                              capture_output=True, text=True, timeout=120)
+        assert made.returncode == 0, f"gpg could not make the test key: {made.stderr}"
+        secret, public = folder / "secring.gpg", folder / "pubring.gpg"
+        secret.write_bytes(subprocess.run([*gpg, "--export-secret-keys"], capture_output=True, timeout=60, check=True).stdout)
+        public.write_bytes(subprocess.run([*gpg, "--export"], capture_output=True, timeout=60, check=True).stdout)
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True, timeout=30)
+        shutil.rmtree(home, ignore_errors=True)
     return secret, public
 
 
