@@ -10,6 +10,7 @@ missing tool or cluster fails the test with the command that fixes it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -87,8 +88,15 @@ def engine_env(cluster: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     return engine_environment(tmp_path_factory.mktemp("backend"), cluster)
 
 
-def copy_project(target: Path) -> Path:
-    """A copy of the program with the project's virtualenv linked in."""
+def copy_project(target: Path, keep_delays: bool = False) -> Path:
+    """A copy of the program with the project's virtualenv linked in.
+
+    The catalog's preDelete delays (volumes detaching before the NFS
+    provisioner goes, 30 s) become 0 unless keep_delays: the simulated
+    cluster mounts no volume, and a destroy that waits for nothing would cost
+    every full-catalog test half a minute. test_lifecycle keeps them and
+    checks the wait; the hook still runs in every destroy.
+    """
     target.mkdir(parents=True)
     for part in PROJECT_PARTS:
         source = ROOT / part
@@ -97,6 +105,9 @@ def copy_project(target: Path) -> Path:
         else:
             (target / part).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / part)
+    if not keep_delays:
+        catalog = target / "catalog" / "releases.yaml"
+        catalog.write_text(re.sub(r"(?m)^(\s+delay_s:) \d+$", r"\1 0", catalog.read_text()))
     (target / ".venv").symlink_to(require(ROOT / ".venv", "make setup"))
     # The program runs the pinned tools of its own folder (cli/process.py), as in the project.
     (target / ".tools").symlink_to(require(ROOT / ".tools", "make setup"))

@@ -25,7 +25,7 @@ from pulumi import automation as auto
 from commands.charts import sync
 from components.engine_log import KEEP_ENV
 from model.catalog import load_catalog
-from model.identity import RELEASE_TYPE
+from model.identity import HOOK_TYPE, RELEASE_TYPE
 from tests.chart_repo import build_repo, serve
 from tests.e2e.conftest import KWOK_VALUES, ROOT, E2EStack, copy_project, dispose, new_stack
 
@@ -56,6 +56,16 @@ class Recorder:
                 if e.resource_pre_event and e.resource_pre_event.metadata.op == op and e.resource_pre_event.metadata.type == typ]
 
 
+def _delete_window(recorder: Recorder, typ: str, name_end: str) -> float:
+    """Seconds the delete step of the `typ` resource whose name ends with name_end took (engine event arrival times)."""
+    starts = [at for at, e in recorder.events if e.resource_pre_event and e.resource_pre_event.metadata.op == "delete"
+              and e.resource_pre_event.metadata.type == typ and e.resource_pre_event.metadata.urn.endswith(name_end)]
+    ends = [at for at, e in recorder.events if e.res_outputs_event and e.res_outputs_event.metadata.op == "delete"
+            and e.res_outputs_event.metadata.type == typ and e.res_outputs_event.metadata.urn.endswith(name_end)]
+    assert len(starts) == len(ends) == 1, f"no single delete of a {typ} named *{name_end} in the destroy's events"
+    return ends[0] - starts[0]
+
+
 def _release(urn: str) -> str:
     name = urn.rsplit("::", 1)[-1]
     tier_and_name = name.removeprefix("astrago-").removesuffix("-release")
@@ -74,7 +84,8 @@ class Deployed:
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory, engine_env: dict[str, str]) -> Iterator[Deployed]:
     root = tmp_path_factory.mktemp("lifecycle")
-    project = copy_project(root / "project")
+    # The catalog's preDelete delay as it is: the destroy test checks the wait.
+    project = copy_project(root / "project", keep_delays=True)
     catalog = load_catalog(ROOT / "catalog" / "releases.yaml")
     declared = yaml.safe_load((ROOT / "charts" / "external.yaml").read_text())["charts"]
     (root / "repo").mkdir()
@@ -281,6 +292,10 @@ def test_destroy_removes_everything_in_reverse_tier_order(deployed: Deployed) ->
     tier_of = {r.name: catalog.tiers.index(r.tier) for r in catalog.releases}
     order = [tier_of[name] for name in deletes]
     assert order == sorted(order, reverse=True), f"deleted out of tier order: {deletes}"
+    # The provisioner's preDelete hook waits its delay before the release it guards goes.
+    [hook] = next(h for h in catalog.releases if h.name == "nfs-provisioner").hooks
+    waited = _delete_window(recorder, HOOK_TYPE, f"-{hook.name}")
+    assert hook.delay_s == 30 and waited >= hook.delay_s, f"the {hook.name} hook's delete took {waited:.1f}s, not its {hook.delay_s}s delay"
     assert json.loads(deployed.stack.helm("list", "-A", "-o", "json")) == [], "helm releases remain"
     namespaces = deployed.stack.kubectl("get", "ns", "-l", "app.kubernetes.io/managed-by=astrago-deploy", "-o", "name")
     assert namespaces.stdout.strip() == "", f"namespaces remain: {namespaces.stdout}"
