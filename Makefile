@@ -52,7 +52,7 @@ TARGETS = targets="$$($(PY) -m commands.targets --stack $(STACK) --tier '$(TIER)
         lint-ci postgres typecheck audit audit-diff audit-restore audit-verify env-diff images bundle unbundle \
         diff drift recover policy unit e2e go-test values secret charts-sync charts-verify bench-setup bench \
         clean diagnose stack-exists images-push bundle-key chromium fleet pulumi-cli import-helmfile parity \
-        set-image test-fast test-tools
+        set-image test-fast test-tools gnupg
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -214,6 +214,9 @@ lint-ci: test-tools ## Check the GitHub Actions workflows (actionlint; shellchec
 postgres: ## Install PostgreSQL from the distribution's packages (for the postgres:// state-backend test)
 	@bash toolchain/install-postgres.sh
 
+gnupg: ## Install Debian's GnuPG (the provenance test's throwaway signing key; no-op when gpg is there)
+	@bash toolchain/install-gnupg.sh
+
 chromium: ## Install Debian's Chromium (the headless browser the audit page's test renders in)
 	@bash toolchain/install-chromium.sh
 
@@ -236,10 +239,10 @@ e2e: setup postgres chromium
 # and wait on them, so more workers than cores still help. The e2e tests share one cluster: serial.
 TEST_WORKERS ?= 4
 
-test-fast: venv lint typecheck ## The quick lane: lint, types, unit and integration tests (no cluster, no engine)
+test-fast: venv gnupg lint typecheck ## The quick lane: lint, types, unit and integration tests (no cluster, no engine)
 	@$(PY) -m pytest tests -q -m "not e2e" -n $(TEST_WORKERS)
 
-test: setup test-tools postgres chromium lint typecheck lint-ci ## Run every test: lint, types, unit, Go, end-to-end (cluster + engine)
+test: setup test-tools postgres chromium gnupg lint typecheck lint-ci ## Run every test: lint, types, unit, Go, end-to-end (cluster + engine)
 	@$(PY) -m pytest tests -q -m "not e2e" -n $(TEST_WORKERS)
 	@$(PY) -m pytest tests -q -m e2e
 	@for m in $(OWN_GO_MODULES); do (cd toolchain/go/$$m && GOFLAGS=-mod=readonly go test ./... >/dev/null && echo "go test: $$m ok"); done
