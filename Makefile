@@ -104,7 +104,7 @@ up: setup $(if $(LOCAL_CLUSTER),cluster) stack ## Deploy STACK (default: local o
 # dev's settings and persistence, on the local cluster and its volumes (stack local-full).
 REALISTIC_CHARTS := $(STATE)/realistic-charts
 up-full: setup ## Deploy the whole catalog (realistic chart stand-ins, dev's persistence) onto `make cluster`
-	@$(PY) -m tests.standin_charts --realistic $(REALISTIC_CHARTS) >/dev/null
+	@$(PY) -m tests.support.standin_charts --realistic $(REALISTIC_CHARTS) >/dev/null
 	@$(MAKE) --no-print-directory up STACK=local-full ARGS='$(ARGS)'
 
 preview: setup stack-exists ## Show what `up` would change (the diff)

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.run import RESULTS, ROOT, TOOLS, Bench, BenchError, bench_project, cluster, engine_env, preflight
-from tests.e2e.conftest import KWOK_VALUES, E2EStack, new_stack, sync_standins
+from tests.support.engine import KWOK_VALUES, E2EStack, new_stack, sync_standins
 
 SITECUSTOMIZE = '''"""bench.profile: profile this whole Python process (CPU clock) into a file of its own at exit."""
 import atexit, cProfile, os, sys, time

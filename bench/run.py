@@ -55,9 +55,8 @@ from bench.helmfile_gen import secret_env, write_helmfile
 from bench.synthetic import write_synthetic
 from commands.values import resolve_stack
 from model.render import CACHE_DIR as RENDER_CACHE
-from tests.e2e.conftest import KWOK_VALUES, SECRETS, E2EStack, copy_project, engine_environment, new_stack, sync_standins
-from tests.e2e.test_lifecycle import Recorder
-from tests.standin_charts import build_realistic_charts_dir
+from tests.support.engine import KWOK_VALUES, SECRETS, E2EStack, Recorder, copy_project, engine_environment, new_stack, sync_standins
+from tests.support.standin_charts import build_realistic_charts_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / ".tools" / "bin"

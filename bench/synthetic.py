@@ -1,7 +1,7 @@
 """Synthetic catalogs of N releases for the scale bench, written into a project copy.
 
 `write_synthetic` promises a project copy whose catalog/releases.yaml holds
-`count` releases of one small stand-in chart (tests/chart_repo.py's: a
+`count` releases of one small stand-in chart (tests/support/chart_repo.py's: a
 Deployment and a ConfigMap, so installs wait for readiness), spread evenly
 over the real catalog's four tiers with its Helm defaults, shaped like the real
 catalog:
@@ -9,7 +9,7 @@ catalog:
 - one namespace per release;
 - one release in three uses the chart as a local folder (charts/own/bench-standin,
   digested by the program), the others the same chart as a locked archive
-  (declared in charts/external.yaml; `tests.e2e.conftest.sync_standins` fetches it);
+  (declared in charts/external.yaml; `tests.support.engine.sync_standins` fetches it);
 - the first release of each tier offers an endpoint that every sixth release of
   that tier needs and injects into its values;
 - every tenth release reads a secret (mariadbPassword);
@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from tests.chart_repo import write_standin
+from tests.support.chart_repo import write_standin
 
 CHART = "bench-standin"
 CHART_VERSION = "1.0.0"

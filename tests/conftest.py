@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from model.identity import RELEASE_TYPE  # noqa: E402
 from model.stackfile import PROJECT, plain_config  # noqa: E402
-from tests.standin_charts import build_charts_dir  # noqa: E402
+from tests.support.standin_charts import build_charts_dir  # noqa: E402
 
 SECRET_KEYS = (
     "keycloakAdminPassword", "keycloakClientSecret", "mariadbRootPassword",

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from tests.e2e.conftest import ROOT, E2EStack
+from tests.support.engine import ROOT, E2EStack
 
 GIT_IDENTITY = ("-c", "user.name=Audit Tester", "-c", "user.email=audit-tester@example.invalid")
 # Ciphertexts as the file backend and stack files store them.

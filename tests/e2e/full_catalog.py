@@ -23,8 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.e2e.conftest import KWOK_VALUES, ROOT, E2EStack, copy_project, dispose, new_stack, sync_standins
-from tests.standin_charts import build_realistic_charts_dir
+from tests.support.engine import KWOK_VALUES, ROOT, E2EStack, copy_project, dispose, new_stack, sync_standins
+from tests.support.standin_charts import build_realistic_charts_dir
 
 
 @dataclass

@@ -25,7 +25,7 @@ from pulumi import automation as auto
 from commands.values import resolve_stack
 from model.settings import SKIP_CHECKPOINTS
 from model.values import set_path
-from tests.e2e.conftest import ROOT, SECRETS, E2EStack, dispose, new_stack
+from tests.support.engine import ROOT, SECRETS, E2EStack, dispose, new_stack
 
 # What the site's Helmfile values say differently from the stack: an older
 # frontend image. Only the frontend pod may be recreated by the adoption.

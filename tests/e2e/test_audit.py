@@ -19,7 +19,7 @@ from pathlib import Path
 from pulumi import automation as auto
 
 from tests.e2e.audit_support import audit, ciphertexts, commit, init_repo, offline_env, set_values
-from tests.e2e.conftest import SECRETS, TOOLS, copy_project, dispose, new_stack
+from tests.support.engine import SECRETS, TOOLS, copy_project, dispose, new_stack
 
 ROTATED = "e2e-db-user-rotated-Zq99"
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ROOT, TOOLS
 from tests.e2e.postgres_support import running_postgres
+from tests.support.engine import ROOT, TOOLS
 
 PROGRAM = '''import pulumi
 config = pulumi.Config()

@@ -1,6 +1,6 @@
 """The audit page in a real headless browser (Debian's Chromium) at 200 updates: pages, filters, no script error.
 
-The history is made up in code (tests/synthetic_history.py: 200 updates, every
+The history is made up in code (tests/support/synthetic_history.py: 200 updates, every
 7th failed, every 10th a refresh) because no test deploys 200 times; the page
 of real updates on PostgreSQL is rendered in test_audit_postgres.py. Each view is
 read back from the DOM after the page's script ran, and a screenshot is taken
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from audit.page import PAGE_SIZE, report_html
 from tests.e2e.browser import body_attributes, dump_dom, png_facts, screenshot, visible_updates
-from tests.e2e.conftest import ROOT
-from tests.synthetic_history import synthetic_history
+from tests.support.engine import ROOT
+from tests.support.synthetic_history import synthetic_history
 
 STABLE_SCREENSHOT = ROOT / ".state" / "audit" / "screenshot-200.png"
 

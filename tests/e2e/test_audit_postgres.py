@@ -34,8 +34,8 @@ from pulumi import automation as auto
 
 from tests.e2e.audit_support import CIPHERTEXT, audit, commit, init_repo, offline_env, set_values
 from tests.e2e.browser import body_attributes, dump_dom, png_facts, screenshot, visible_updates
-from tests.e2e.conftest import ROOT, SECRETS, E2EStack, copy_project, dispose, new_stack
 from tests.e2e.postgres_support import PostgresServer, running_postgres
+from tests.support.engine import ROOT, SECRETS, E2EStack, copy_project, dispose, new_stack
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

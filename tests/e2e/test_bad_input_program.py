@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.conftest import TOOLS, E2EStack, copy_project, dispose, new_stack, sync_standins
+from tests.support.engine import TOOLS, E2EStack, copy_project, dispose, new_stack, sync_standins
 
 
 @pytest.fixture(scope="module")

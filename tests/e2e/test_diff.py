@@ -14,8 +14,8 @@ import pytest
 from pulumi import automation as auto
 
 from model.catalog import load_catalog
-from tests.e2e.conftest import ROOT, SECRETS
 from tests.e2e.full_catalog import Catalog, command, deployed_catalog
+from tests.support.engine import ROOT, SECRETS
 
 
 @pytest.fixture(scope="module")

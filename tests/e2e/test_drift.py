@@ -13,8 +13,8 @@ import pytest
 import yaml
 from pulumi import automation as auto
 
-from tests.e2e.conftest import SECRETS, E2EStack
 from tests.e2e.full_catalog import Catalog, command, deployed_catalog
+from tests.support.engine import SECRETS, E2EStack
 
 
 @pytest.fixture(scope="module")

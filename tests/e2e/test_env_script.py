@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.e2e.conftest import ROOT, copy_project, require
+from tests.support.engine import ROOT, copy_project, require
 
 PARTS = ("policy", "toolchain/env.sh", "toolchain/shims", "toolchain/update_message.py", "Pulumi.local.yaml")
 

@@ -21,8 +21,8 @@ import yaml
 from pulumi import automation as auto
 
 from model.values import deep_merge
-from tests.e2e.conftest import ROOT, TOOLS, E2EStack, dispose, new_stack
 from tests.e2e.full_catalog import command
+from tests.support.engine import ROOT, TOOLS, E2EStack, dispose, new_stack
 
 UNSCHEDULABLE = {"nodeSelector": {"astrago.test/none": "true"}}
 # A hook-less Job the release waits for (waitForJobs): it cannot schedule, and its deadline fails it.

@@ -22,9 +22,9 @@ from pulumi import automation as auto
 
 from commands import import_helmfile, parity
 from model.settings import SKIP_CHECKPOINTS
-from tests.e2e.conftest import ROOT, TOOLS, E2EStack, dispose, require
 from tests.e2e.test_adopt import _helm_releases, _pods
-from tests.standin_charts import build_charts_dir
+from tests.support.engine import ROOT, TOOLS, E2EStack, dispose, require
+from tests.support.standin_charts import build_charts_dir
 
 SITE = ROOT / "tests" / "helmfile_site"
 KWOK_ENV = """  kwok:

@@ -10,7 +10,7 @@ import pytest
 from pulumi import automation as auto
 
 from commands.targets import stack_enabled, target_urns
-from tests.e2e.conftest import E2EStack, copy_project, dispose, new_stack, sync_standins
+from tests.support.engine import E2EStack, copy_project, dispose, new_stack, sync_standins
 
 GPU_LABEL = "nvidia.com/gpu.present"
 

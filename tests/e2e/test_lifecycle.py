@@ -14,7 +14,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,35 +25,9 @@ from pulumi import automation as auto
 from commands.charts import sync
 from components.engine_log import KEEP_ENV
 from model.catalog import load_catalog
-from model.identity import HOOK_TYPE, RELEASE_TYPE
-from tests.chart_repo import build_repo, serve
-from tests.e2e.conftest import KWOK_VALUES, ROOT, E2EStack, copy_project, dispose, new_stack
-
-
-@dataclass
-class Recorder:
-    """Engine events of one operation, each with the local time it arrived."""
-
-    events: list[tuple[float, auto.EngineEvent]] = field(default_factory=list)
-
-    def __call__(self, event: auto.EngineEvent) -> None:
-        self.events.append((time.monotonic(), event))
-
-    def windows(self) -> dict[str, tuple[float, float]]:
-        """Release name -> (start, end) of its step, for Helm releases."""
-        starts: dict[str, float] = {}
-        ends: dict[str, float] = {}
-        for at, event in self.events:
-            if event.resource_pre_event and event.resource_pre_event.metadata.type == RELEASE_TYPE:
-                starts[_release(event.resource_pre_event.metadata.urn)] = at
-            if event.res_outputs_event and event.res_outputs_event.metadata.type == RELEASE_TYPE:
-                ends[_release(event.res_outputs_event.metadata.urn)] = at
-        return {name: (starts[name], ends[name]) for name in starts if name in ends}
-
-    def steps(self, op: str, typ: str = RELEASE_TYPE) -> list[auto.StepEventMetadata]:
-        """Steps of one kind on one resource type (Helm releases by default)."""
-        return [e.resource_pre_event.metadata for _, e in self.events
-                if e.resource_pre_event and e.resource_pre_event.metadata.op == op and e.resource_pre_event.metadata.type == typ]
+from model.identity import HOOK_TYPE
+from tests.support.chart_repo import build_repo, serve
+from tests.support.engine import KWOK_VALUES, ROOT, E2EStack, Recorder, copy_project, dispose, new_stack, release_of
 
 
 def _delete_window(recorder: Recorder, typ: str, name_end: str) -> float:
@@ -64,12 +38,6 @@ def _delete_window(recorder: Recorder, typ: str, name_end: str) -> float:
             and e.res_outputs_event.metadata.type == typ and e.res_outputs_event.metadata.urn.endswith(name_end)]
     assert len(starts) == len(ends) == 1, f"no single delete of a {typ} named *{name_end} in the destroy's events"
     return ends[0] - starts[0]
-
-
-def _release(urn: str) -> str:
-    name = urn.rsplit("::", 1)[-1]
-    tier_and_name = name.removeprefix("astrago-").removesuffix("-release")
-    return tier_and_name.split("-", 1)[1]
 
 
 @dataclass
@@ -174,7 +142,7 @@ def test_one_changed_value_is_one_update_naming_the_key(deployed: Deployed) -> N
     preview = stack.preview(on_event=recorder, diff=True, color="never")
     assert preview.change_summary.get(auto.OpType.UPDATE) == 1, preview.change_summary
     [update] = recorder.steps("update")
-    assert _release(update.urn) == "loki-stack", update.urn
+    assert release_of(update.urn) == "loki-stack", update.urn
     assert update.detailed_diff is not None and "values.loki.persistence.size" in update.detailed_diff, update.detailed_diff
     assert update.old is not None and update.new is not None and update.old.inputs and update.new.inputs
     assert update.old.inputs["values"]["loki"]["persistence"]["size"] == "10Gi"
@@ -203,7 +171,7 @@ def test_a_chart_version_bump_is_an_update_with_old_and_new_version(deployed: De
     recorder = Recorder()
     preview = deployed.stack.stack.preview(on_event=recorder, diff=True, color="never")
     [update] = recorder.steps("update")
-    assert _release(update.urn) == "loki-stack"
+    assert release_of(update.urn) == "loki-stack"
     assert update.old and update.new and update.old.inputs and update.new.inputs
     assert "2.9.10" in update.old.inputs["description"] and "2.9.11" in update.new.inputs["description"], (update.old.inputs["description"], update.new.inputs["description"])
     assert "2.9.11" in preview.stdout
@@ -217,7 +185,7 @@ def test_a_template_edit_without_a_version_bump_is_an_update(deployed: Deployed)
     template.write_text(template.read_text() + "# edited without bumping the chart version\n")
     recorder = Recorder()
     preview = deployed.stack.stack.preview(on_event=recorder, color="never")
-    updates = [_release(s.urn) for s in recorder.steps("update")]
+    updates = [release_of(s.urn) for s in recorder.steps("update")]
     assert updates == ["keycloak-addons"], (updates, preview.change_summary)
     deployed.stack.stack.up(color="never", message="e2e: realm template edit")
 
@@ -287,7 +255,7 @@ def _capture(errors: list[BaseException], action: Any) -> None:
 def test_destroy_removes_everything_in_reverse_tier_order(deployed: Deployed) -> None:
     recorder = Recorder()
     deployed.stack.stack.destroy(on_event=recorder, color="never")
-    deletes = [_release(s.urn) for s in recorder.steps("delete")]
+    deletes = [release_of(s.urn) for s in recorder.steps("delete")]
     catalog = load_catalog(ROOT / "catalog" / "releases.yaml")
     tier_of = {r.name: catalog.tiers.index(r.tier) for r in catalog.releases}
     order = [tier_of[name] for name in deletes]

@@ -6,7 +6,7 @@ import json
 
 from pulumi import automation as auto
 
-from tests.e2e.conftest import SECRETS, E2EStack
+from tests.support.engine import SECRETS, E2EStack
 
 
 def test_up_deploys_the_local_stack_and_a_second_preview_is_clean(local_stack: E2EStack) -> None:

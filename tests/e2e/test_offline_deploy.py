@@ -35,9 +35,9 @@ from model.catalog import load_catalog
 from model.images import canonical
 from model.images_lock import load_images_lock
 from model.signing import generate
-from tests.chart_repo import build_realistic_repo, push_realistic_oci, serve
-from tests.e2e.conftest import KWOK_VALUES, ROOT, TOOLS, copy_project, dispose, new_stack
-from tests.registry import free_port, port_closed, publish_stack_images, serve_registry
+from tests.support.chart_repo import build_realistic_repo, push_realistic_oci, serve
+from tests.support.engine import KWOK_VALUES, ROOT, TOOLS, copy_project, dispose, new_stack
+from tests.support.registry import free_port, port_closed, publish_stack_images, serve_registry
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 OCI_CHARTS = ("keycloak",)

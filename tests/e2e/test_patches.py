@@ -29,7 +29,7 @@ from commands.images import collect
 from model.images_lock import ImagesLock, lock_path, write_images_lock
 from postrender.kustomize import PATCHES_DIR, release_patches
 from postrender.plan import plan_postrender, write_wrapper
-from tests.e2e.conftest import ROOT, TOOLS, E2EStack, dispose, new_stack, require
+from tests.support.engine import ROOT, TOOLS, E2EStack, dispose, new_stack, require
 
 REGISTRY = "registry.e2e.invalid:5000"
 # Not the local stack's 30080, so this test never collides with another deployment of the cluster.

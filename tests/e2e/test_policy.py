@@ -24,7 +24,7 @@ import yaml
 from pulumi import automation as auto
 
 from model.identity import RELEASE_CHAIN, RELEASE_TYPE, urn
-from tests.e2e.conftest import ROOT, E2EStack, copy_project, dispose, new_stack
+from tests.support.engine import ROOT, E2EStack, copy_project, dispose, new_stack
 
 # Plain text the secrets rule must refuse without ever printing it.
 PLAIN_PASSWORD = "e2e-plain-Zq99"

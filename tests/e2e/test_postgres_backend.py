@@ -24,8 +24,8 @@ import pytest
 from pulumi import automation as auto
 
 from model.identity import RELEASE_TYPE
-from tests.e2e.conftest import SECRETS, E2EStack, copy_project, dispose, new_stack
 from tests.e2e.postgres_support import TABLE, PostgresServer, running_postgres
+from tests.support.engine import SECRETS, E2EStack, copy_project, dispose, new_stack
 
 pytestmark = pytest.mark.postgres
 

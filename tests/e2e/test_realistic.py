@@ -19,9 +19,9 @@ from collections.abc import Iterator
 import pytest
 from pulumi import automation as auto
 
-from tests.e2e.conftest import KWOK_VALUES, SECRETS, E2EStack, copy_project, dispose, new_stack
 from tests.e2e.full_catalog import Catalog, command
-from tests.standin_charts import build_realistic_charts_dir
+from tests.support.engine import KWOK_VALUES, SECRETS, E2EStack, copy_project, dispose, new_stack
+from tests.support.standin_charts import build_realistic_charts_dir
 
 NO_VOLUMES = {
     **KWOK_VALUES,

@@ -37,8 +37,8 @@ import yaml
 from pulumi import automation as auto
 
 from model.values import deep_merge
-from tests.e2e.conftest import ROOT, TOOLS, E2EStack, dispose, new_stack
 from tests.e2e.full_catalog import command
+from tests.support.engine import ROOT, TOOLS, E2EStack, dispose, new_stack
 
 # No node has this label: astrago's pods never schedule and Helm waits for its timeout.
 BLOCKED = {"astrago": {"values": {"nodeSelector": {"astrago.test/none": "true"}}, "helm": {"timeout": "120s"}}}

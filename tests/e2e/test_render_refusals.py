@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 from pulumi import automation as auto
 
-from tests.e2e.conftest import E2EStack, dispose, new_stack
+from tests.support.engine import E2EStack, dispose, new_stack
 
 # A valid change in the infrastructure tier: applied first if the update were allowed to start.
 EARLIER = ("releases.gpu-operator-addons.values.devicePlugin.timeSlicingReplicas", "4")
@@ -25,7 +25,7 @@ EARLIER_KEY = "releases.gpu-operator-addons"
 
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory, engine_env: dict[str, str]) -> Iterator[E2EStack]:
-    from tests.e2e.conftest import copy_project
+    from tests.support.engine import copy_project
 
     project = copy_project(tmp_path_factory.mktemp("refusals") / "project")
     stack = new_stack(project, engine_env, "local", {}, prefix="e2e-refuse")

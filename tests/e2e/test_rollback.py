@@ -22,9 +22,9 @@ from pathlib import Path
 import yaml
 
 from commands.charts import sync
-from tests.chart_repo import build_repo, serve
 from tests.e2e.audit_support import audit, commit, configmap_value, git, init_repo, offline_env, set_values
-from tests.e2e.conftest import E2EStack, copy_project, dispose, new_stack
+from tests.support.chart_repo import build_repo, serve
+from tests.support.engine import E2EStack, copy_project, dispose, new_stack
 
 KEY = "DB_CONN_MAX_LIFETIME"
 

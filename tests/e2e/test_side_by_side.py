@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ROOT, E2EStack, copy_project, dispose, new_stack
+from tests.support.engine import ROOT, E2EStack, copy_project, dispose, new_stack
 
 SECOND_CLUSTER = ("--name", "astrago-e2e-second", "--workdir", str(ROOT / ".state" / "kwok-e2e-second"),
                   "--kubeconfig", str(ROOT / ".state" / "kubeconfig-e2e-second"), "--port-base", "16593")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ROOT, TOOLS, require
+from tests.support.engine import ROOT, TOOLS, require
 
 sys.path.insert(0, str(ROOT / "toolchain"))
 import build_tools

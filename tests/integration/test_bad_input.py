@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.standin_charts import build_charts_dir
+from tests.support.standin_charts import build_charts_dir
 
 PY = sys.executable
 # What the Makefile and the commands read; the rest of the checkout is not needed.

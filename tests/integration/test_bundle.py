@@ -28,8 +28,8 @@ from commands.charts import sync
 from model.errors import InputError
 from model.images_lock import load_images_lock
 from model.signing import generate, load_private, sign
-from tests.chart_repo import build_realistic_repo, serve
-from tests.registry import MULTI_ARCH, FlakyProxy, flaky_proxy, port_closed, publish_stack_images, serve_registry, tls_files
+from tests.support.chart_repo import build_realistic_repo, serve
+from tests.support.registry import MULTI_ARCH, FlakyProxy, flaky_proxy, port_closed, publish_stack_images, serve_registry, tls_files
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -292,7 +292,7 @@ def test_the_site_platforms_decide_what_a_multi_arch_image_keeps(tmp_path: Path)
     from commands.bundle_images import Mirrors, fetch
     from model.images_lock import ImagesLock, LockedImage
     from model.oci_layout import platforms_of
-    from tests.registry import publish_image
+    from tests.support.registry import publish_image
 
     with serve_registry(tmp_path / "source") as source:
         three = publish_image(source.host, "docker.io/acme/tool:1", ("linux/amd64", "linux/arm64", "linux/s390x"))

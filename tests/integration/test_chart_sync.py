@@ -25,8 +25,8 @@ import yaml
 from commands.charts import sync
 from model.charts import LOCK_FILE, load_lock, verify_lock
 from model.errors import InputError
-from tests.chart_repo import ChartRepo, build_repo, push_oci, require_helm, serve, write_standin
-from tests.registry import require_crane, serve_registry
+from tests.support.chart_repo import ChartRepo, build_repo, push_oci, require_helm, serve, write_standin
+from tests.support.registry import require_crane, serve_registry
 
 CHARTS = [("loki-stack", "2.9.10"), ("flux2", "2.16.4"), ("csi-driver-nfs", "v4.9.0")]
 
@@ -265,7 +265,7 @@ def test_signed_charts_are_verified_over_http_and_oci(tmp_path: Path) -> None:
     shutil.copy(forged, tmp_path / "repo")
     shutil.copy(f"{forged}.prov", tmp_path / "repo")
     with serve(tmp_path / "repo") as http, serve_registry(tmp_path / "oci") as registry:
-        from tests.chart_repo import index as index_repo
+        from tests.support.chart_repo import index as index_repo
 
         index_repo(tmp_path / "repo", http.url)
         oci_archive = _signed_package(tmp_path / "oci-src", "keycloak", "17.3.5", secret)

@@ -17,7 +17,7 @@ import yaml
 
 from cli.process import TOOLS
 from commands import import_helmfile, parity
-from tests.standin_charts import build_realistic_charts_dir
+from tests.support.standin_charts import build_realistic_charts_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "tests" / "helmfile_site"

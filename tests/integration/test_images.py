@@ -34,8 +34,8 @@ from model.manifest import parse_manifest
 from model.values import MASK
 from postrender.preflight import check_postrenders
 from postrender.stream import post_render
-from tests.chart_repo import index, package, serve, write_standin
-from tests.standin_charts import build_realistic_charts_dir, realistic_images
+from tests.support.chart_repo import index, package, serve, write_standin
+from tests.support.standin_charts import build_realistic_charts_dir, realistic_images
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = "registry.site.local:5000"

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from commands.values import resolve_stack
-from tests.chart_repo import require_helm
-from tests.standin_charts import build_charts_dir
+from tests.support.chart_repo import require_helm
+from tests.support.standin_charts import build_charts_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = ("local", "dev", "stage", "prod")

@@ -19,8 +19,8 @@ import yaml
 
 from commands.values import resolve_stack
 from model.charts import load_declared, sha256_file, verify_lock
-from tests.chart_repo import require_helm
-from tests.standin_charts import REALISTIC_CHARTS, build_realistic_charts_dir, realistic_chart_version, realistic_images
+from tests.support.chart_repo import require_helm
+from tests.support.standin_charts import REALISTIC_CHARTS, build_realistic_charts_dir, realistic_chart_version, realistic_images
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = "1.36.3"

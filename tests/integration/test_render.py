@@ -16,7 +16,7 @@ from model.deployment import Deployment, ResolvedRelease
 from model.errors import InputError
 from model.graph import Plan
 from model.render import CACHE_DIR, Cluster, full_values, input_digest, render_releases
-from tests.chart_repo import require_helm
+from tests.support.chart_repo import require_helm
 
 SECRET = "render-Zq91-password"
 OPTIONS = HelmOptions(timeout_s=60, wait=True, wait_for_jobs=True, atomic=True, cleanup_on_fail=True, max_history=10, drift_mode="enabled")

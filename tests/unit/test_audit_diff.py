@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from audit.diff import diff_text, diff_updates
 from model.history import History, StoredUpdate, build_updates
-from tests.synthetic_history import START, cli_row, deployment
+from tests.support.synthetic_history import START, cli_row, deployment
 
 
 def _history(second_secret: str) -> History:

@@ -17,7 +17,7 @@ from cli.stack_history import StackState, stored_updates
 from cli.state_store import FileStore, PostgresStore, open_store
 from model.errors import InputError
 from model.history import Secret, StoredUpdate, build_updates, ran_by
-from tests.synthetic_history import START, cli_row, deployment, synthetic_history
+from tests.support.synthetic_history import START, cli_row, deployment, synthetic_history
 
 
 def test_cli_rows_and_stored_objects_make_numbered_updates_with_releases_and_ciphertexts() -> None:

@@ -11,7 +11,7 @@ from bench.helmfile_gen import SECRET_ENV_PREFIX, secret_env, write_helmfile
 from commands.values import resolve_stack
 from model.deployment import Deployment
 from tests.conftest import ROOT, TEST_SECRETS
-from tests.standin_charts import build_charts_dir
+from tests.support.standin_charts import build_charts_dir
 
 HELM = ROOT / ".tools" / "bin" / "helm"
 

@@ -11,7 +11,7 @@ import yaml
 
 from model.charts import chart_digest, verify_lock
 from model.errors import InputError
-from tests.standin_charts import build_charts_dir
+from tests.support.standin_charts import build_charts_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 

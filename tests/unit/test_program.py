@@ -15,7 +15,7 @@ from components.hook import Hook
 from model.identity import NAMESPACE_TYPE, SECRET_SIG_KEY
 from model.identity import RELEASE_TYPE as RELEASE
 from tests.conftest import ROOT, TEST_SECRETS, RunProgram
-from tests.standin_charts import build_charts_dir
+from tests.support.standin_charts import build_charts_dir
 
 SECRET_SIG = SECRET_SIG_KEY
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HELM = ROOT / ".tools" / "bin" / "helm"
 
 DEPLOYMENT = """apiVersion: apps/v1
@@ -217,7 +217,7 @@ def push_oci(charts: list[tuple[str, str]], registry_host: str, project: str, sc
 
 def build_realistic_repo(folder: Path, names: list[str], url: str) -> None:
     """The realistic stand-ins (tests/realistic_charts) of the named charts, packaged into folder and indexed for url."""
-    from tests.standin_charts import realistic_chart_archive, realistic_chart_version
+    from tests.support.standin_charts import realistic_chart_archive, realistic_chart_version
 
     folder.mkdir(parents=True, exist_ok=True)
     for name in names:
@@ -227,7 +227,7 @@ def build_realistic_repo(folder: Path, names: list[str], url: str) -> None:
 
 def push_realistic_oci(names: list[str], registry_host: str, project: str, scratch: Path) -> str:
     """The realistic stand-ins of the named charts, `helm push`ed to oci://registry_host/project (plain HTTP); return that repository."""
-    from tests.standin_charts import realistic_chart_archive, realistic_chart_version
+    from tests.support.standin_charts import realistic_chart_archive, realistic_chart_version
 
     repository = f"oci://{registry_host}/{project}"
     scratch.mkdir(parents=True, exist_ok=True)

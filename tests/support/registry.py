@@ -35,7 +35,7 @@ import yaml
 from commands.images import collect
 from model.images import parse_reference
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CRANE = ROOT / ".tools" / "bin" / "crane"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

@@ -49,8 +49,8 @@ import yaml
 
 from model.charts import DECLARED_FILE, LOCK_FILE, archive_name, load_declared, sha256_file
 
-ROOT = Path(__file__).resolve().parent.parent
-REALISTIC_CHARTS = Path(__file__).resolve().parent / "realistic_charts"
+ROOT = Path(__file__).resolve().parents[2]
+REALISTIC_CHARTS = ROOT / "tests" / "realistic_charts"
 IMAGES_SUFFIX = ".images"
 
 CONFIGMAP = """apiVersion: v1
@@ -155,7 +155,7 @@ def build_realistic_charts_dir(target: Path, declared_from: Path = ROOT / "chart
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m tests.standin_charts --realistic DIR`: a charts folder of the realistic stand-ins (make up-full)."""
+    """`python -m tests.support.standin_charts --realistic DIR`: a charts folder of the realistic stand-ins (make up-full)."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)
