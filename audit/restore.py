@@ -13,8 +13,7 @@ from pathlib import Path
 from audit.verify import charts_dir, compare_tree, record_text
 from cli.git import git, git_bytes
 from cli.process import ToolError
-from commands.charts import write_lock
-from model.charts import load_lock, sha256_file
+from model.charts import load_lock, sha256_file, write_lock
 from model.errors import InputError
 from model.history import History, Update
 from model.stackfile import Loader, StackFile, chain, file_name, parse_stack_file

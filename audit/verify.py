@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from audit.diff import compare, update_line
-from commands.values import resolve_stack
+from model.deployment import resolve_stack
 from model.errors import InputError
 from model.history import History, Secret, Update
 from model.stackfile import PROJECT

@@ -53,7 +53,7 @@ from pulumi.runtime.proto import events_pb2_grpc
 
 from bench.helmfile_gen import secret_env, write_helmfile
 from bench.synthetic import write_synthetic
-from commands.values import resolve_stack
+from model.deployment import resolve_stack
 from model.render import CACHE_DIR as RENDER_CACHE
 from tests.support.engine import KWOK_VALUES, SECRETS, E2EStack, Recorder, copy_project, engine_environment, new_stack, sync_standins
 from tests.support.standin_charts import build_realistic_charts_dir

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from cli.process import ToolError, run, tool
 
@@ -67,3 +69,14 @@ def cluster_scoped_kinds(timeout_s: float) -> frozenset[str]:
     """Kinds the cluster serves without a namespace (built-in and custom), from `kubectl api-resources --namespaced=false`."""
     out = kubectl(["api-resources", "--namespaced=false", "--no-headers"], timeout_s).stdout
     return frozenset(line.split()[-1] for line in out.splitlines() if line.split())
+
+
+def kubeconfig_problem() -> str | None:
+    """Why no cluster can be reached without even asking (no KUBECONFIG and no ~/.kube/config), else None."""
+    configured = os.environ.get("KUBECONFIG")
+    if configured:
+        missing = [p for p in configured.split(os.pathsep) if p and not Path(p).is_file()]
+        return f"KUBECONFIG names {missing}, which do not exist; `make cluster` writes .state/kubeconfig for the local stack" if missing else None
+    if (Path.home() / ".kube" / "config").is_file():
+        return None
+    return "no kubeconfig: set KUBECONFIG (the make targets set it to .state/kubeconfig for the local stack)"

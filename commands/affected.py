@@ -38,10 +38,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from commands import ROOT
 from model.errors import InputError, entry_point
 from model.stackfile import STACK_FILE_GLOB, StackFile, chain, parse_stack_file
 
-ROOT = Path(__file__).resolve().parent.parent
 # Stacks CI never previews or deploys.
 NOT_DEPLOYED = frozenset({"local"})
 # The environments first, in promotion order; customer stacks after them by name.

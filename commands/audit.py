@@ -27,10 +27,10 @@ from audit.restore import restore
 from audit.verify import verify
 from cli.process import ToolError
 from cli.stack_history import backend_url, load_history
+from commands import ROOT
 from model.errors import InputError, entry_point
 from model.history import History
 
-ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = ("report", "diff", "restore", "verify")
 
 

@@ -51,6 +51,7 @@ import yaml
 
 from cli import crane as crane_cli
 from cli.process import ToolError
+from commands import ROOT
 from commands.bundle_images import DEFAULT_PLATFORMS, fetch, load_mirrors, push_images, reusable
 from commands.images import WORKERS, collect
 from model.charts import DECLARED_FILE, LOCK_FILE, verify_lock
@@ -60,7 +61,6 @@ from model.oci_layout import check_layout
 from model.signing import load_private, load_public, sign, verify
 from model.stackfile import PROJECT, file_name, stack_chain
 
-ROOT = Path(__file__).resolve().parent.parent
 SUMS = "SHA256SUMS"
 SIGNATURE = "SHA256SUMS.sig"
 TOOL_PINS = ("toolchain/tools.toml", "requirements.txt", "constraints.txt")

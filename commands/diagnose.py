@@ -33,7 +33,7 @@ from cli.leftovers import find_leftovers
 from cli.pending import UNREACHABLE, cluster_server, unreachable_message
 from cli.process import ToolError
 from cli.pulumi import backend_url, pending_operations, pulumi_env, stack_locks
-from commands.live import ROOT
+from commands import ROOT
 from model.catalog import load_catalog
 from model.deployment import enabled_releases
 from model.errors import InputError

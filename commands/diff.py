@@ -31,7 +31,7 @@ from pathlib import Path
 
 from cli.kubectl import cluster_facts, cluster_scoped_kinds, helm_revisions
 from cli.process import ToolError, run, tool
-from commands.live import ROOT, resolve_for_cluster
+from commands import ROOT, resolve_for_cluster
 from model.catalog import load_catalog
 from model.deployment import Deployment
 from model.errors import entry_point

@@ -39,7 +39,7 @@ import yaml
 from cli.helm import HelmRelease, deployed_revision, helm_releases
 from cli.kubectl import cluster_scoped_kinds, kubectl
 from cli.process import ToolError, run, tool
-from commands.live import ROOT, resolve_for_cluster
+from commands import ROOT, resolve_for_cluster
 from model import structdiff
 from model.errors import entry_point
 from model.identity import NAMESPACE_TYPE, RELEASE_TYPE, SECRET_SIG_KEY

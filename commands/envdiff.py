@@ -19,13 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from commands.values import resolve_stack
+from commands import ROOT
 from model import structdiff
-from model.deployment import Deployment, ResolvedRelease
+from model.deployment import Deployment, ResolvedRelease, resolve_stack
 from model.errors import InputError, entry_point
 from model.structdiff import show
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)

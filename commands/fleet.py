@@ -16,9 +16,8 @@ from pathlib import Path
 from audit.fleet import fleet, fleet_html, fleet_json, fleet_markdown
 from cli.process import ToolError
 from cli.stack_history import backend_url, load_fleet
+from commands import ROOT
 from model.errors import InputError
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,6 +30,7 @@ import yaml
 
 from cli.helm import show_chart, template
 from cli.process import ToolError
+from commands import ROOT
 from model.catalog import load_catalog
 from model.deployment import Deployment, ResolvedRelease, prepare
 from model.errors import InputError, entry_point
@@ -40,7 +41,6 @@ from model.stackfile import stack_settings
 from postrender.kustomize import apply_patches
 from postrender.plan import check_registry
 
-ROOT = Path(__file__).resolve().parent.parent
 # Rendering is CPU-bound in helm; two at a time keep a laptop responsive.
 WORKERS = 2
 HELM_TIMEOUT_S = 120.0

@@ -31,6 +31,7 @@ import yaml
 
 from cli import helmfile as hf
 from cli.process import ToolError, run, tool
+from commands import ROOT
 from model import migration, valuekeys
 from model.catalog import Catalog, Release, load_catalog
 from model.deployment import prepare
@@ -38,7 +39,6 @@ from model.errors import InputError
 from model.settings import parse_settings
 from model.values import deep_merge
 
-ROOT = Path(__file__).resolve().parent.parent
 HELM_EVENTS = {"preuninstall": "preDelete", "presync": "preInstall", "preapply": "preInstall"}
 # Release fields Helmfile resolves that need nothing in a stack (selectors, what the catalog holds).
 NOT_NEEDED = {"labels": "Helmfile selectors; the catalog's tiers group releases", "createNamespace": "the program creates every namespace",
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _verify(root: Path, stack: str, item: EnvironmentImport, charts_dir: str | None) -> list[str]:
     """Resolve the written stack as the program does; what still differs from Helmfile's values (should be nothing)."""
-    from commands.values import resolve_stack
+    from model.deployment import resolve_stack
 
     deployment = resolve_stack(stack, root, charts_dir)
     lines = []

@@ -30,6 +30,7 @@ from typing import Any
 from cli import helm
 from cli import helmfile as hf
 from cli.process import ToolError
+from commands import ROOT
 from commands.import_helmfile import merged_values
 from model.deployment import Deployment, ResolvedRelease
 from model.errors import InputError
@@ -38,8 +39,6 @@ from model.render import offline_kube_version
 from model.structdiff import ObjectsDiff, diff_objects
 from model.values import get_path, set_path
 from postrender.plan import write_wrapper
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def helmfile_secrets(release: ResolvedRelease, state: hf.HelmfileState) -> dict[str, str]:
@@ -137,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--charts-dir", help="charts folder to resolve external charts from")
     parser.add_argument("--project", type=Path, default=ROOT, help="project folder holding the stack files")
     args = parser.parse_args(argv)
-    from commands.values import resolve_stack
+    from model.deployment import resolve_stack
 
     root = args.project.resolve()
     try:

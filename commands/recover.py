@@ -42,11 +42,12 @@ from pathlib import Path
 from typing import Any
 
 from cli.helm import HelmRelease, helm_history, helm_releases
+from cli.kubectl import kubeconfig_problem
 from cli.leftovers import alive, find_leftovers, wait_then_stop
 from cli.pending import PendingCheckError, PendingRelease, find_pending
 from cli.process import ToolError, run, tool
 from cli.pulumi import backend_url, pending_operations, pulumi_env, stack_locks
-from commands.live import ROOT, kubeconfig_problem
+from commands import ROOT
 from model.catalog import load_catalog
 from model.errors import InputError, entry_point
 from model.identity import RELEASE_TYPE, STACK_TYPE, urn_name

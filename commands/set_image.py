@@ -18,11 +18,11 @@ from pathlib import Path
 
 import yaml
 
+from commands import ROOT
 from model.errors import InputError
 from model.imagetag import RELEASE, TAG_PATH, check_tag, components, replace_value
 from model.stackfile import PROJECT
 
-ROOT = Path(__file__).resolve().parent.parent
 CHART_VALUES = Path("charts/own/astrago/values.yaml")
 # Longer chains are a mistake (and a cycle must end somewhere).
 MAX_INHERITS = 8

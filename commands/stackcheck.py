@@ -20,12 +20,12 @@ import argparse
 import os
 from pathlib import Path
 
+from commands import ROOT
 from model.catalog import load_catalog
 from model.charts import DECLARED_FILE, load_declared, load_lock
 from model.errors import InputError, entry_point
 from model.stackfile import PROJECT, file_name, stack_settings
 
-ROOT = Path(__file__).resolve().parent.parent
 BACKEND_ENV = "PULUMI_BACKEND_URL"
 
 

@@ -9,13 +9,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from commands import ROOT
 from model.catalog import load_catalog
 from model.deployment import enabled_releases
 from model.errors import InputError, entry_point
 from model.identity import hook_urn, release_urn
 from model.stackfile import stack_settings
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def stack_enabled(stack: str, root: Path = ROOT) -> set[str]:

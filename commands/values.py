@@ -8,25 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import yaml
 
-from model.catalog import load_catalog
-from model.deployment import Deployment, prepare
+from commands import ROOT
+from model.deployment import resolve_stack
 from model.errors import InputError, entry_point
-from model.stackfile import stack_settings
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def resolve_stack(stack: str, root: Path = ROOT, charts_dir: str | None = None, verify_charts: bool = True) -> Deployment:
-    """Resolve a stack as the program does, treating every secret as set.
-
-    verify_charts=False: for comparisons that need no archive (see model.deployment.prepare).
-    """
-    catalog = load_catalog(root / "catalog" / "releases.yaml")
-    return prepare(root, catalog, stack_settings(root, stack, catalog, charts_dir), set(catalog.secret_keys()), verify_charts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--charts-dir", help="charts folder to resolve external charts from")
     args = parser.parse_args(argv)
     try:
-        deployment = resolve_stack(args.stack, charts_dir=args.charts_dir)
+        deployment = resolve_stack(args.stack, ROOT, charts_dir=args.charts_dir)
     except InputError as error:
         print(f"error: stack {args.stack}:\n{error}", file=sys.stderr)
         return 2

@@ -16,12 +16,13 @@ import yaml
 
 from model import charts as chartlib
 from model import valuekeys
-from model.catalog import Catalog, HelmOptions, Hook, Release, parse_helm_options
+from model.catalog import Catalog, HelmOptions, Hook, Release, load_catalog, parse_helm_options
 from model.derived import apply_settings, is_template
 from model.errors import InputError
 from model.graph import Plan, plan
 from model.identity import Description
 from model.settings import ADOPT_ALL, StackSettings
+from model.stackfile import stack_settings
 from model.values import get_path, layer_values, mask, set_path
 from model.yamlload import safe_load
 from postrender.kustomize import check_patch_folders, release_patches
@@ -265,3 +266,12 @@ def _base_values(root: Path, name: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError(f"{path}: base values must be a map")
     return data
+
+
+def resolve_stack(stack: str, root: Path, charts_dir: str | None = None, verify_charts: bool = True) -> Deployment:
+    """Resolve a stack as the program does, treating every secret as set.
+
+    verify_charts=False: for comparisons that need no archive (see model.deployment.prepare).
+    """
+    catalog = load_catalog(root / "catalog" / "releases.yaml")
+    return prepare(root, catalog, stack_settings(root, stack, catalog, charts_dir), set(catalog.secret_keys()), verify_charts)

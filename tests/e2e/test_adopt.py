@@ -22,7 +22,7 @@ import pytest
 import yaml
 from pulumi import automation as auto
 
-from commands.values import resolve_stack
+from model.deployment import resolve_stack
 from model.settings import SKIP_CHECKPOINTS
 from model.values import set_path
 from tests.support.engine import ROOT, SECRETS, E2EStack, dispose, new_stack

@@ -26,7 +26,7 @@ import yaml
 from cli.helm import template
 from commands.charts import sync
 from commands.images import collect, release_image_uses
-from commands.values import resolve_stack
+from model.deployment import resolve_stack
 from model.errors import InputError
 from model.images import canonical, image_fields, load_runtime_declarations, object_text
 from model.images_lock import ImagesLock, LockedImage, load_images_lock, lock_path, write_images_lock
@@ -286,7 +286,7 @@ def test_every_workload_kind_hooks_and_images_passed_as_data_are_listed(stage_lo
     validator = records["nvcr.io/nvidia/cloud-native/gpu-operator-validator:v24.9.0"]
     assert "gpu-operator: ClusterPolicy cluster-policy spec.validator" in validator.found_in, validator
     assert not NOT_LISTED & set(records), f"listed what no install runs: {sorted(NOT_LISTED & set(records))}"
-    externals = tuple(sorted(r.name for r in resolve_stack("stage", charts_dir=str(charts)).releases.values() if r.source != "local"))
+    externals = tuple(sorted(r.name for r in resolve_stack("stage", ROOT, charts_dir=str(charts)).releases.values() if r.source != "local"))
     assert len(externals) == 8 and records[STANDIN_IMAGE].releases == externals, f"every external release runs the stand-in Deployment: {records[STANDIN_IMAGE]}"
 
 
@@ -381,7 +381,7 @@ OVER_LISTED = {"gpu-operator": {"nvcr.io/nvidia/cloud-native/vgpu-device-manager
 
 def test_on_the_realistic_set_every_image_the_stand_ins_start_is_listed(realistic_charts: Path) -> None:
     """Each realistic chart rendered with its defaults, as `make images` reads a release: exactly the images its `.images` file says it starts."""
-    deployment = resolve_stack("stage", charts_dir=str(realistic_charts))
+    deployment = resolve_stack("stage", ROOT, charts_dir=str(realistic_charts))
     declarations = load_runtime_declarations(ROOT)
     expected = realistic_images()
     seen = set()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from commands.values import resolve_stack
+from model.deployment import resolve_stack
 from tests.support.chart_repo import require_helm
 from tests.support.standin_charts import build_charts_dir
 
@@ -27,7 +27,7 @@ def _helm(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_own_chart_lints_and_renders_with_the_stacks_values(stack: str, charts_dir: Path, tmp_path: Path) -> None:
-    deployment = resolve_stack(stack, charts_dir=str(charts_dir))
+    deployment = resolve_stack(stack, ROOT, charts_dir=str(charts_dir))
     own = [r for r in deployment.releases.values() if r.source == "local"]
     assert own, f"stack {stack} deploys none of the repository's charts"
     for release in own:

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from commands.values import resolve_stack
 from model.charts import load_declared, sha256_file, verify_lock
+from model.deployment import resolve_stack
 from tests.support.chart_repo import require_helm
 from tests.support.standin_charts import REALISTIC_CHARTS, build_realistic_charts_dir, realistic_chart_version, realistic_images
 
@@ -157,7 +157,7 @@ def test_gpu_operator_leaves_the_validator_version_to_the_operator(charts_dir: P
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_the_catalogs_settings_reach_the_upstream_value_paths(charts_dir: Path, stack: str, tmp_path: Path) -> None:
     """Every external release renders with the stack's values; storage classes and NFS facts land where upstream reads them."""
-    deployment = resolve_stack(stack, charts_dir=str(charts_dir))
+    deployment = resolve_stack(stack, ROOT, charts_dir=str(charts_dir))
     rendered: dict[str, list[dict[str, Any]]] = {}
     for release in deployment.releases.values():
         if release.source == "local":

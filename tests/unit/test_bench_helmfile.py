@@ -8,8 +8,7 @@ from typing import Any
 import yaml
 
 from bench.helmfile_gen import SECRET_ENV_PREFIX, secret_env, write_helmfile
-from commands.values import resolve_stack
-from model.deployment import Deployment
+from model.deployment import Deployment, resolve_stack
 from tests.conftest import ROOT, TEST_SECRETS
 from tests.support.standin_charts import build_charts_dir
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from cli.process import tool
-from commands.values import resolve_stack
+from model.deployment import resolve_stack
 from model.errors import InputError
 from model.identity import RELEASE_TYPE as RELEASE
 from model.images_lock import ImagesLock, LockedImage, lock_path, write_images_lock

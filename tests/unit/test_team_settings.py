@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from commands.values import ROOT
+from commands import ROOT
 from model.catalog import load_catalog
 from model.deployment import prepare
 from model.settings import ReleaseOverride
