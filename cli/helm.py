@@ -52,40 +52,37 @@ def deployed_revision(release: HelmRelease, timeout_s: float) -> int | None:
     return max(deployed) if deployed else None
 
 
-def release_manifest(namespace: str, name: str, revision: int, timeout_s: float) -> str:
-    """The manifest and hooks Helm recorded for one revision (what it applied), as one YAML stream."""
-    template = '{{.Release.Manifest}}{{range .Release.Hooks}}{{"\\n---\\n"}}{{.Manifest}}{{end}}'
-    return run([tool("helm"), "get", "all", name, "--namespace", namespace, "--revision", str(revision), "--template", template], timeout_s).stdout
+@dataclass(frozen=True)
+class Revision:
+    """What Helm recorded for one revision of a release (`helm status --revision N -o json`, the chart left out)."""
+
+    values: dict[str, Any]
+    """The user-supplied values, secrets included: keep them in memory only."""
+    description: str
+    """The description (the program writes chart version, digest and post-render there)."""
+    manifest: str
+    """The manifest and the hooks Helm applied, as one YAML stream."""
 
 
-def release_values(namespace: str, name: str, revision: int, timeout_s: float) -> dict[str, Any]:
-    """The values a revision was installed with (user-supplied, secrets included: keep them in memory only)."""
-    out = run([tool("helm"), "get", "values", name, "--namespace", namespace, "--revision", str(revision), "--output", "json"], timeout_s).stdout
-    values = json.loads(out or "{}") or {}
-    return values if isinstance(values, dict) else {}
+def revision_record(namespace: str, name: str, revision: int, timeout_s: float) -> Revision:
+    """One revision's values, description, manifest and hooks in one helm call (Helm's status omits the chart)."""
+    out = run([tool("helm"), "status", name, "--namespace", namespace, "--revision", str(revision), "--output", "json"], timeout_s).stdout
+    data = json.loads(out or "{}") or {}
+    values = data.get("config") or {}
+    hooks = "".join("\n---\n" + str(hook.get("manifest") or "") for hook in data.get("hooks") or [])
+    return Revision(values=values if isinstance(values, dict) else {}, description=str((data.get("info") or {}).get("description") or ""),
+                    manifest=str(data.get("manifest") or "") + hooks)
+
+
+def revision_manifest(namespace: str, name: str, revision: int, timeout_s: float) -> str:
+    """The objects Helm applied for a revision, without its hooks (`helm get manifest`)."""
+    return run([tool("helm"), "get", "manifest", name, "--namespace", namespace, "--revision", str(revision)], timeout_s).stdout
 
 
 def secret_values_at(values: Mapping[str, Any], secret_paths: Iterable[str]) -> list[str]:
     """The values at the declared secret paths, for masking only."""
     found = [get_path(values, path) for path in secret_paths]
     return [str(v) for v in found if v is not None and not isinstance(v, dict | list)]
-
-
-def release_secret_values(namespace: str, name: str, revision: int, secret_paths: Iterable[str], timeout_s: float) -> list[str]:
-    """The secret values a revision was installed with (at the release's declared secret paths), for masking only."""
-    paths = list(secret_paths)
-    if not paths:
-        return []
-    return secret_values_at(release_values(namespace, name, revision, timeout_s), paths)
-
-
-def revision_description(namespace: str, name: str, revision: int, timeout_s: float) -> str | None:
-    """The description Helm recorded for a revision (the program writes chart version and digest there)."""
-    out = run([tool("helm"), "history", name, "--namespace", namespace, "--output", "json", "--max", "10000"], timeout_s).stdout
-    for row in json.loads(out or "[]"):
-        if int(row.get("revision", 0)) == revision:
-            return str(row.get("description") or "")
-    return None
 
 
 # --- rendering ----------------------------------------------------------------------

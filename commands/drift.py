@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from cli.helm import HelmRelease, deployed_revision, helm_releases
+from cli.helm import HelmRelease, deployed_revision, helm_releases, revision_manifest
 from cli.kubectl import cluster_scoped_kinds, kubectl
 from cli.process import ToolError, run, tool
 from commands import ROOT, resolve_for_cluster
@@ -172,7 +172,7 @@ def missing_objects(release: HelmRelease, revision: int, timeout_s: float, clust
     when it names none, none at all when its kind is cluster-scoped; so
     kubectl gets no --namespace that an object in kube-system would contradict.
     """
-    expected = parse_manifest(release_manifest_only(release.namespace, release.name, revision, timeout_s))
+    expected = parse_manifest(revision_manifest(release.namespace, release.name, revision, timeout_s))
     if not expected:
         return []
     placed = {key: object_namespace(key, release.namespace, cluster_kinds) for key in expected}
@@ -202,11 +202,6 @@ def _reference(key: tuple[str, str, str, str], namespace: str) -> dict[str, Any]
     if namespace:
         metadata["namespace"] = namespace
     return {"apiVersion": api, "kind": kind, "metadata": metadata}
-
-
-def release_manifest_only(namespace: str, name: str, revision: int, timeout_s: float) -> str:
-    """The objects Helm applied for a revision, without hooks (hooks are deleted by design)."""
-    return run([tool("helm"), "get", "manifest", name, "--namespace", namespace, "--revision", str(revision)], timeout_s).stdout
 
 
 # --- the report ----------------------------------------------------------------------

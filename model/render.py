@@ -226,15 +226,14 @@ def _render(root: Path, release: ResolvedRelease, values: dict[str, Any], known_
         revision = helm.deployed_revision(record, timeout_s)
     if revision is None:
         return Rendered(name=release.name, namespace=release.namespace, mode=mode, latest=latest, revision=None, diff=diff_objects({}, desired))
-    deployed = helm.release_values(release.namespace, release.name, revision, timeout_s)
-    masked += helm.secret_values_at(deployed, release.secret_paths)
-    if latest == (revision, "deployed") and _canonical(deployed) == _canonical(values) and \
-            helm.revision_description(release.namespace, release.name, revision, timeout_s) == \
-            release_description(release.chart_version, release.chart_digest, release.postrender):
+    recorded = helm.revision_record(release.namespace, release.name, revision, timeout_s)
+    masked += helm.secret_values_at(recorded.values, release.secret_paths)
+    if latest == (revision, "deployed") and _canonical(recorded.values) == _canonical(values) and \
+            recorded.description == release_description(release.chart_version, release.chart_digest, release.postrender):
         # The revision that runs has exactly these inputs: `up` upgrades nothing, so nothing changes,
         # whatever a chart generates anew on each render (certificates, random keys and their checksums).
         return Rendered(name=release.name, namespace=release.namespace, mode=mode, latest=latest, revision=revision, diff=ObjectsDiff())
-    live = parse_manifest(helm.release_manifest(release.namespace, release.name, revision, timeout_s))
+    live = parse_manifest(recorded.manifest)
     return Rendered(name=release.name, namespace=release.namespace, mode=mode, latest=latest, revision=revision,
                     diff=diff_objects(live, desired, masked))
 
