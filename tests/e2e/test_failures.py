@@ -86,7 +86,8 @@ def test_a_failed_upgrade_names_the_cause_and_the_rollback(project: Path, engine
         assert stack.stack.up(color="never", message="e2e: astrago ready").summary.result == "succeeded"
         path = project / f"Pulumi.{stack.name}.yaml"
         settings = yaml.safe_load(path.read_text())
-        settings["config"]["astrago-deploy:releases"] = _releases({"astrago": {"values": UNSCHEDULABLE, "helm": {"timeout": "30s"}}})
+        # The scheduler's event comes at once: the failing upgrade need not wait long for it.
+        settings["config"]["astrago-deploy:releases"] = _releases({"astrago": {"values": UNSCHEDULABLE, "helm": {"timeout": "15s"}}})
         path.write_text(yaml.safe_dump(settings, sort_keys=False))
         result = _up(stack)
         output = result.stdout + result.stderr

@@ -40,6 +40,10 @@ def _delete_window(recorder: Recorder, typ: str, name_end: str) -> float:
     return ends[0] - starts[0]
 
 
+# The provisioner's preDelete delay in this module's project copy.
+HOOK_DELAY_S = 5
+
+
 @dataclass
 class Deployed:
     stack: E2EStack
@@ -52,8 +56,8 @@ class Deployed:
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory, engine_env: dict[str, str]) -> Iterator[Deployed]:
     root = tmp_path_factory.mktemp("lifecycle")
-    # The catalog's preDelete delay as it is: the destroy test checks the wait.
-    project = copy_project(root / "project", keep_delays=True)
+    # The destroy test checks that the preDelete hook waits its delay (a short one: 30 s in the catalog).
+    project = copy_project(root / "project", hook_delay_s=HOOK_DELAY_S)
     catalog = load_catalog(ROOT / "catalog" / "releases.yaml")
     declared = yaml.safe_load((ROOT / "charts" / "external.yaml").read_text())["charts"]
     (root / "repo").mkdir()
@@ -261,9 +265,9 @@ def test_destroy_removes_everything_in_reverse_tier_order(deployed: Deployed) ->
     order = [tier_of[name] for name in deletes]
     assert order == sorted(order, reverse=True), f"deleted out of tier order: {deletes}"
     # The provisioner's preDelete hook waits its delay before the release it guards goes.
-    [hook] = next(h for h in catalog.releases if h.name == "nfs-provisioner").hooks
+    [hook] = next(h for h in load_catalog(deployed.stack.project / "catalog" / "releases.yaml").releases if h.name == "nfs-provisioner").hooks
     waited = _delete_window(recorder, HOOK_TYPE, f"-{hook.name}")
-    assert hook.delay_s == 30 and waited >= hook.delay_s, f"the {hook.name} hook's delete took {waited:.1f}s, not its {hook.delay_s}s delay"
+    assert hook.delay_s == HOOK_DELAY_S and waited >= hook.delay_s, f"the {hook.name} hook's delete took {waited:.1f}s, not its {hook.delay_s}s delay"
     assert json.loads(deployed.stack.helm("list", "-A", "-o", "json")) == [], "helm releases remain"
     namespaces = deployed.stack.kubectl("get", "ns", "-l", "app.kubernetes.io/managed-by=astrago-deploy", "-o", "name")
     assert namespaces.stdout.strip() == "", f"namespaces remain: {namespaces.stdout}"

@@ -65,14 +65,15 @@ def engine_environment(backend: Path, kubeconfig: Path) -> dict[str, str]:
     }
 
 
-def copy_project(target: Path, keep_delays: bool = False) -> Path:
+def copy_project(target: Path, hook_delay_s: int = 0) -> Path:
     """A copy of the program with the project's virtualenv linked in.
 
     The catalog's preDelete delays (volumes detaching before the NFS
-    provisioner goes, 30 s) become 0 unless keep_delays: the simulated
-    cluster mounts no volume, and a destroy that waits for nothing would cost
-    every full-catalog test half a minute. test_lifecycle keeps them and
-    checks the wait; the hook still runs in every destroy.
+    provisioner goes, 30 s; tests/unit/test_hook.py checks that value) become
+    hook_delay_s: the simulated cluster mounts no volume, and a destroy that
+    waits for nothing would cost every full-catalog test half a minute. The
+    hook still runs in every destroy; test_lifecycle gives it a delay and
+    checks the destroy waits it.
     """
     target.mkdir(parents=True)
     for part in PROJECT_PARTS:
@@ -82,9 +83,8 @@ def copy_project(target: Path, keep_delays: bool = False) -> Path:
         else:
             (target / part).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / part)
-    if not keep_delays:
-        catalog = target / "catalog" / "releases.yaml"
-        catalog.write_text(re.sub(r"(?m)^(\s+delay_s:) \d+$", r"\1 0", catalog.read_text()))
+    catalog = target / "catalog" / "releases.yaml"
+    catalog.write_text(re.sub(r"(?m)^(\s+delay_s:) \d+$", rf"\g<1> {hook_delay_s}", catalog.read_text()))
     (target / ".venv").symlink_to(require(ROOT / ".venv", "make setup"))
     # The program runs the pinned tools of its own folder (cli/process.py), as in the project.
     (target / ".tools").symlink_to(require(ROOT / ".tools", "make setup"))
