@@ -7,6 +7,7 @@ so a test (or a bench run) may edit charts and stack files freely. The pytest
 fixtures built on these are in tests/e2e/conftest.py; the bench (bench/) uses
 the same helpers, so what it times is what the tests check.
 """
+
 from __future__ import annotations
 
 import os
