@@ -17,7 +17,7 @@ from cli.pending import PendingQuery, check_not_pending
 # cluster with one kubectl call (~30 ms), started here so it answers while the program
 # loads and read before anything registers. Unit tests run under mocks, with no cluster.
 pending_query = None if isinstance(pulumi.runtime.settings.get_monitor(), MockMonitor) else PendingQuery()
-# The render (model/render.py) needs the cluster's version and API versions: asked now too.
+# The render (render/releases.py) needs the cluster's version and API versions: asked now too.
 cluster_facts = None if pending_query is None else start_cluster_facts()
 
 # The rest is imported after the query starts, on purpose.
@@ -31,10 +31,9 @@ from model.deployment import prepare, product_endpoints  # noqa: E402
 from model.errors import InputError, debugging, describe  # noqa: E402
 from model.identity import PLATFORM_NAME  # noqa: E402
 from model.plugins import missing_plugins  # noqa: E402
-from model.render import render_for_program  # noqa: E402
 from model.settings import check_adoption, parse_settings  # noqa: E402
 from model.stackfile import INHERITED_KEYS, file_name, locator, stack_chain, with_inherited  # noqa: E402
-from postrender.preflight import check_postrenders  # noqa: E402
+from render.releases import render_for_program  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 # Five SDK debug lines per resource, each a blocking call to the engine: 0.1 s of every preview (components/engine_log.py).
@@ -65,13 +64,11 @@ try:
     settings = parse_settings(stack, raw, catalog, locator(stack_chain(ROOT, stack)) if (ROOT / file_name(stack)).is_file() else None)
     check_adoption(settings, os.environ, pulumi.runtime.is_dry_run())
     deployment = prepare(ROOT, catalog, settings, present)
-    if pending_query is not None:
-        # Helm runs post-renderers only on install and upgrade: their patches and digest pins are checked here, at preview.
-        check_postrenders(ROOT, deployment)
     # Refused before anything acts, at preview too.
     if pending_query is not None and cluster_facts is not None:
         check_not_pending(stack, [(r.namespace, r.name) for r in catalog.releases], pulumi.log.warn, run=pending_query.run)
-        # Every release rendered by Helm (schema, templates, required values, the cluster's capabilities).
+        # Every release rendered by Helm (schema, templates, required values, the cluster's capabilities) and put through
+        # its post-render (patches, digest pins), which Helm runs only on install and upgrade.
         for line in render_for_program(ROOT, deployment, {key: pulumi.runtime.get_config(f"{config.name}:{key}") or "" for key in deployment.secret_keys},
                                        pending_query, cluster_facts, pulumi.log.warn):
             pulumi.log.info(line)

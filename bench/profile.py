@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.run import RESULTS, ROOT, TOOLS, Bench, BenchError, bench_project, cluster, engine_env, preflight
+from bench.harness import RESULTS, ROOT, TOOLS, Bench, BenchError, bench_project, cluster, engine_env, preflight
 from tests.support.engine import KWOK_VALUES, E2EStack, new_stack, sync_standins
 
 SITECUSTOMIZE = '''"""bench.profile: profile this whole Python process (CPU clock) into a file of its own at exit."""

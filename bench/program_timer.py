@@ -21,7 +21,7 @@ one JSON line per run is appended to it at process exit:
   what the program costs, its waits on the engine excluded.
 
 - ``rendered``, ``cached``: releases the program's Helm render returned and
-  how many of them came from the render cache (model/render.py).
+  how many of them came from the render cache (render/releases.py).
 
 With ``ASTRAGO_BENCH_NO_RENDER=1`` the program runs with its render switched
 off (``render_for_program`` returns no line and renders nothing): the
@@ -107,7 +107,7 @@ def _instrument() -> None:
     catalog.load_catalog = timed_load  # type: ignore[assignment]
     deployment.prepare = timed_prepare  # type: ignore[assignment]
 
-    from model import render
+    from render import releases as render
 
     if os.environ.get("ASTRAGO_BENCH_NO_RENDER") == "1":
         render.render_for_program = lambda *args, **kwargs: []  # type: ignore[assignment]

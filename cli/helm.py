@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from cli.process import run, tool
+from cli.process import ToolError, run, tool
 from model.values import get_path
 
 
@@ -25,6 +25,15 @@ class HelmRelease:
     name: str
     revision: int
     status: str
+
+
+def helm_identity() -> str:
+    """Size and mtime of the pinned helm binary: a rebuilt helm invalidates what it rendered ("missing" when there is none)."""
+    try:
+        info = os.stat(tool("helm"))
+    except (ToolError, OSError):
+        return "missing"
+    return f"{info.st_size}:{info.st_mtime_ns}"
 
 
 def helm_releases(names: Iterable[str], timeout_s: float) -> dict[tuple[str, str], HelmRelease]:
@@ -77,6 +86,16 @@ def revision_record(namespace: str, name: str, revision: int, timeout_s: float) 
 def revision_manifest(namespace: str, name: str, revision: int, timeout_s: float) -> str:
     """The objects Helm applied for a revision, without its hooks (`helm get manifest`)."""
     return run([tool("helm"), "get", "manifest", name, "--namespace", namespace, "--revision", str(revision)], timeout_s).stdout
+
+
+def uninstall(namespace: str, name: str, timeout_s: float) -> None:
+    """`helm uninstall --wait`: the release and its objects are gone when this returns."""
+    run([tool("helm"), "uninstall", name, "--namespace", namespace, "--wait", "--timeout", f"{int(timeout_s)}s"], timeout_s + 30)
+
+
+def rollback(namespace: str, name: str, revision: int, timeout_s: float) -> None:
+    """`helm rollback --wait` to an earlier revision."""
+    run([tool("helm"), "rollback", name, str(revision), "--namespace", namespace, "--wait", "--timeout", f"{int(timeout_s)}s"], timeout_s + 30)
 
 
 def secret_values_at(values: Mapping[str, Any], secret_paths: Iterable[str]) -> list[str]:
@@ -173,6 +192,12 @@ def template(name: str, chart: str, namespace: str, values_yaml: str, timeout_s:
     if post_renderer:
         command += ["--post-renderer", post_renderer]
     return run(command, timeout_s, stdin=values_yaml, cwd=cwd).stdout
+
+
+def show_values(chart: str, timeout_s: float, *, cwd: Path | None = None) -> dict[str, Any]:
+    """A chart's own values.yaml as Helm reads it (folder or archive)."""
+    loaded = yaml.safe_load(run([tool("helm"), "show", "values", chart], timeout_s, cwd=cwd).stdout) or {}
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def show_chart(chart: str, timeout_s: float, *, cwd: Path | None = None) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from cli.process import ROOT, TOOLS, ToolError, run, tool
+from model.values import deep_merge
 
 STATE_FILES = ("helmfile.yaml.gotmpl", "helmfile.yaml", "helmfile.d")
 # A cold build of Helmfile and its dependencies on two busy cores.
@@ -43,6 +44,13 @@ class HelmfileRelease:
     hooks: tuple[dict[str, Any], ...] = ()
     fields: dict[str, Any] = field(default_factory=dict)
     """Every other field Helmfile holds for the release (labels, wait, timeout, set, ...)."""
+
+    def merged_values(self) -> dict[str, Any]:
+        """The values entries laid over each other, as Helm coalesces several --values files."""
+        merged: dict[str, Any] = {}
+        for entry in self.values:
+            merged = deep_merge(merged, entry)
+        return merged
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,11 @@ def kubectl(args: list[str], timeout_s: float, *, stdin: str | None = None, chec
     return run(command, timeout_s + 5, stdin=stdin, check=check)
 
 
+def kustomize(folder: Path, timeout_s: float) -> str:
+    """`kubectl kustomize <folder>`: the embedded kustomize builds the folder's kustomization (no cluster involved)."""
+    return run([tool("kubectl"), "kustomize", str(folder)], timeout_s).stdout
+
+
 @dataclass(frozen=True)
 class ClusterFacts:
     """What a chart may ask of the cluster (Helm's .Capabilities), read without discovery of every resource."""

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import socket
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -98,6 +99,47 @@ def pending_operations(root: Path, env: dict[str, str], stack: str, timeout_s: f
     out = run([tool("pulumi"), "stack", "export", "--stack", stack, "--non-interactive"], timeout_s, cwd=root, env=env).stdout
     state = json.loads(out)
     return state, list((state.get("deployment") or {}).get("pending_operations") or [])
+
+
+def cancel(root: Path, env: dict[str, str], stack: str) -> None:
+    """`pulumi cancel`: removes the stack's lock (the caller has made sure no update runs)."""
+    run([tool("pulumi"), "cancel", "--yes", "--stack", stack, "--non-interactive"], 60, cwd=root, env=env)
+
+
+def refresh(root: Path, env: dict[str, str], args: list[str], timeout_s: float) -> None:
+    """`pulumi refresh` with the caller's arguments; ToolError with the CLI's own message (and the passphrase hint)."""
+    result = run([tool("pulumi"), "refresh", *args], timeout_s, cwd=root, env=env, check=False)
+    if result.returncode != 0:
+        raise ToolError(f"`pulumi refresh` failed: {result.stderr.strip()[-600:] or result.stdout.strip()[-600:]}"
+                        + ("; it needs the stack's passphrase (PULUMI_CONFIG_PASSPHRASE)" if "passphrase" in result.stderr else ""))
+
+
+def refresh_preview_events(root: Path, stack: str, timeout_s: float) -> list[dict[str, Any]]:
+    """The engine events of `pulumi refresh --preview-only` (the stream the Automation API's on_event gets)."""
+    env = pulumi_env(root)
+    # --event-log is registered only with debug commands on, as the Automation API runs the CLI.
+    env["PULUMI_DEBUG_COMMANDS"] = "true"
+    with tempfile.TemporaryDirectory(prefix="astrago-refresh-") as folder:
+        log = Path(folder) / "events.jsonl"
+        result = run([tool("pulumi"), "refresh", "--preview-only", "--stack", stack, "--event-log", str(log),
+                      "--non-interactive", "--color", "never", "--suppress-outputs"], timeout_s, cwd=root, env=env, check=False)
+        events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
+    if result.returncode != 0:
+        messages = [e["diagnosticEvent"]["message"].strip() for e in events
+                    if "diagnosticEvent" in e and e["diagnosticEvent"].get("severity") == "error"]
+        detail = "\n".join(messages) or result.stderr.strip()[-800:] or result.stdout.strip()[-800:]
+        raise ToolError(f"`pulumi refresh --preview-only --stack {stack}` failed (exit {result.returncode}):\n{detail}")
+    return events
+
+
+def config_with_secrets(root: Path, stack: str, timeout_s: float) -> dict[str, Any]:
+    """`pulumi config --show-secrets --json`: key -> {"value", "secret"}; the values stay in memory only."""
+    result = run([tool("pulumi"), "config", "--show-secrets", "--json", "--stack", stack], timeout_s, cwd=root, env=pulumi_env(root), check=False)
+    if result.returncode != 0:
+        # pulumi's message names the stack and the missing passphrase; it never holds a value.
+        raise ToolError(f"the stack's secrets could not be read (set PULUMI_CONFIG_PASSPHRASE): {result.stderr.strip()[-400:]}")
+    config = _json(result.stdout, "config --json")
+    return config if isinstance(config, dict) else {}
 
 
 # --- read-only views of a backend (audit, fleet) ------------------------------------

@@ -7,12 +7,15 @@ project root and the stack resolved for the commands that talk to a cluster.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from model.deployment import Deployment
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def resolve_for_cluster(stack: str, root: Path, charts_dir: str | None) -> Any:
+def resolve_for_cluster(stack: str, root: Path, charts_dir: str | None) -> Deployment | int:
     """A stack resolved for commands that talk to its cluster, or the exit code 2 after saying why.
 
     Shared by diff and drift: the stack must resolve and a kubeconfig must be usable.

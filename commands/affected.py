@@ -32,12 +32,12 @@ import argparse
 import fnmatch
 import json
 import re
-import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cli.git import git
 from commands import ROOT
 from model.errors import InputError, entry_point
 from model.stackfile import STACK_FILE_GLOB, StackFile, chain, parse_stack_file
@@ -162,8 +162,7 @@ def affected(paths: Iterable[str], root: Path = ROOT) -> tuple[list[str], list[I
 
 def changed_paths(base: str, head: str, root: Path = ROOT) -> list[str]:
     """Paths that differ between the merge base of `base` and `head`, and `head` (both sides of a rename)."""
-    result = subprocess.run(["git", "diff", "--name-only", "--no-renames", "-z", f"{base}...{head}"],
-                            cwd=root, capture_output=True, text=True, timeout=120)
+    result = git(root, "diff", "--name-only", "--no-renames", "-z", f"{base}...{head}", check=False)
     if result.returncode != 0:
         raise InputError(f"git diff {base}...{head} failed: {result.stderr.strip()}; fetch both commits (actions/checkout with fetch-depth: 0)")
     return [p for p in result.stdout.split("\0") if p]

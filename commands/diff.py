@@ -2,7 +2,7 @@
 
 `python -m commands.diff --stack <stack> [--release NAME]` (`make diff`):
 every enabled release is rendered by the program's own render
-(`model.render`: a server-side dry run against the stack's cluster, the
+(`render.releases`: a server-side dry run against the stack's cluster, the
 same cache as preview and up) and compared with the revision that runs
 (`helm get manifest` and its hooks; a release not installed is all new).
 Objects are matched by apiVersion, kind, namespace and name; each changed
@@ -24,34 +24,28 @@ whole message; the summary line still prints).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from pathlib import Path
 
 from cli.kubectl import cluster_facts, cluster_scoped_kinds, helm_revisions
-from cli.process import ToolError, run, tool
+from cli.process import ToolError
+from cli.pulumi import config_with_secrets
 from commands import ROOT, resolve_for_cluster
 from model.catalog import load_catalog
 from model.deployment import Deployment
 from model.errors import entry_point
 from model.manifest import CLUSTER_SCOPED_KINDS, key_text
-from model.render import Cluster, Rendered, render_each
+from render.releases import Cluster, Rendered, render_each
 
 
 def stack_secrets(stack: str, root: Path, deployment: Deployment, timeout_s: float) -> dict[str, str]:
     """The stack's secret config values the enabled releases read (`pulumi config --show-secrets --json`)."""
     if not deployment.secret_keys:
         return {}
-    env = dict(os.environ)
-    env.setdefault("PULUMI_HOME", str(ROOT / ".tools" / "pulumi-home"))
-    env.setdefault("PULUMI_SKIP_UPDATE_CHECK", "1")
-    result = run([tool("pulumi"), "config", "--show-secrets", "--json", "--stack", stack], timeout_s, cwd=root, env=env, check=False)
-    if result.returncode != 0:
-        # pulumi's message names the stack and the missing passphrase; it never holds a value.
-        raise ToolError(f"the stack's secrets could not be read (the render needs them, as `up` does; set PULUMI_CONFIG_PASSPHRASE): "
-                        f"{result.stderr.strip()[-400:]}")
-    config = json.loads(result.stdout or "{}")
+    try:
+        config = config_with_secrets(root, stack, timeout_s)
+    except ToolError as error:
+        raise ToolError(f"{error} (the render needs them, as `up` does)") from None
     found = {}
     for full, entry in config.items():
         key = full.split(":", 1)[-1]
@@ -111,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     differing = []
     for name in names:
         if name in problems:
-            print(f"error: {problems[name]}", file=sys.stderr)
+            for problem in problems[name]:
+                print(f"error: {problem}", file=sys.stderr)
         elif results[name].diff.differs:
             differing.append(name)
             print(format_release(results[name], kinds), flush=True)

@@ -26,10 +26,7 @@ drifted, 1 when one did, 2 on error. Every call is bounded (--timeout).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +35,8 @@ import yaml
 
 from cli.helm import HelmRelease, deployed_revision, helm_releases, revision_manifest
 from cli.kubectl import cluster_scoped_kinds, kubectl
-from cli.process import ToolError, run, tool
+from cli.process import ToolError
+from cli.pulumi import refresh_preview_events
 from commands import ROOT, resolve_for_cluster
 from model import structdiff
 from model.errors import entry_point
@@ -73,27 +71,6 @@ class Finding:
 
 
 # --- the refresh ------------------------------------------------------------------
-
-def refresh_events(stack: str, root: Path, timeout_s: float) -> list[dict[str, Any]]:
-    """The engine events of `pulumi refresh --preview-only` (the stream the Automation API's on_event gets)."""
-    env = dict(os.environ)
-    # --event-log is registered only with debug commands on, as the Automation API runs the CLI.
-    env["PULUMI_DEBUG_COMMANDS"] = "true"
-    env.setdefault("PULUMI_HOME", str(ROOT / ".tools" / "pulumi-home"))
-    env.setdefault("PULUMI_SKIP_UPDATE_CHECK", "1")
-    env.setdefault("PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "true")
-    with tempfile.TemporaryDirectory(prefix="astrago-drift-") as folder:
-        log = Path(folder) / "events.jsonl"
-        result = run([tool("pulumi"), "refresh", "--preview-only", "--stack", stack, "--event-log", str(log),
-                      "--non-interactive", "--color", "never", "--suppress-outputs"], timeout_s, cwd=root, env=env, check=False)
-        events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
-    if result.returncode != 0:
-        messages = [e["diagnosticEvent"]["message"].strip() for e in events
-                    if "diagnosticEvent" in e and e["diagnosticEvent"].get("severity") == "error"]
-        detail = "\n".join(messages) or result.stderr.strip()[-800:] or result.stdout.strip()[-800:]
-        raise ToolError(f"`pulumi refresh --preview-only --stack {stack}` failed (exit {result.returncode}):\n{detail}")
-    return events
-
 
 def steps(events: list[dict[str, Any]]) -> dict[str, Step]:
     """URN -> the last step the refresh reported for it."""
@@ -230,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     findings: list[Finding] = []
     checked: list[str] = []
     try:
-        refreshed = steps(refresh_events(args.stack, root, args.timeout))
+        refreshed = steps(refresh_preview_events(root, args.stack, args.timeout))
         installed = helm_releases(list(deployment.releases), call_timeout)
         kinds = CLUSTER_SCOPED_KINDS | cluster_scoped_kinds(call_timeout)
         seen: set[str] = set()

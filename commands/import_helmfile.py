@@ -30,7 +30,8 @@ from typing import Any
 import yaml
 
 from cli import helmfile as hf
-from cli.process import ToolError, run, tool
+from cli.helm import show_values
+from cli.process import ToolError
 from commands import ROOT
 from model import migration, valuekeys
 from model.catalog import Catalog, Release, load_catalog
@@ -61,19 +62,9 @@ class EnvironmentImport:
     """Mapped release -> its chart's own values (both sides are compared over them)."""
 
 
-def merged_values(release: hf.HelmfileRelease) -> dict[str, Any]:
-    """Helmfile's values entries laid over each other, as Helm coalesces several --values files."""
-    merged: dict[str, Any] = {}
-    for entry in release.values:
-        merged = deep_merge(merged, entry)
-    return merged
-
-
 def chart_defaults(chart: Path, timeout_s: float = 120.0) -> dict[str, Any]:
     """The chart's own values (`helm show values`)."""
-    out = run([tool("helm"), "show", "values", str(chart)], timeout_s).stdout
-    data = yaml.safe_load(out) or {}
-    return data if isinstance(data, dict) else {}
+    return show_values(str(chart), timeout_s)
 
 
 def import_environment(root: Path, catalog: Catalog, state: hf.HelmfileState, environment: str, stack: str, charts_dir: str | None) -> EnvironmentImport:
@@ -96,7 +87,7 @@ def import_environment(root: Path, catalog: Catalog, state: hf.HelmfileState, en
         helmfile_by_name[release.name] = release
         enabled[release.name] = release.installed
         if release.installed:
-            clean, found, loose = migration.take_secrets(merged_values(release), entry.secrets)
+            clean, found, loose = migration.take_secrets(release.merged_values(), entry.secrets)
             for key, path in found.items():
                 result.secrets[key] = (release.name, path)
             for path in loose:

@@ -31,21 +31,20 @@ from cli import helm
 from cli import helmfile as hf
 from cli.process import ToolError
 from commands import ROOT
-from commands.import_helmfile import merged_values
 from model.deployment import Deployment, ResolvedRelease
 from model.errors import InputError
 from model.manifest import ObjectKey, key_text, parse_manifest
-from model.render import offline_kube_version
 from model.structdiff import ObjectsDiff, diff_objects
 from model.values import get_path, set_path
 from postrender.plan import write_wrapper
+from render.releases import offline_kube_version
 
 
 def helmfile_secrets(release: ResolvedRelease, state: hf.HelmfileState) -> dict[str, str]:
     """Values path -> Helmfile's plain value at each of the release's secret paths."""
     for entry in state.releases:
         if entry.name == release.name and entry.namespace == release.namespace:
-            values = merged_values(entry)
+            values = entry.merged_values()
             return {path: str(v) for path in release.secret_paths if (v := get_path(values, path)) not in (None, "")}
     return {}
 

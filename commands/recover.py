@@ -41,12 +41,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cli.helm import HelmRelease, helm_history, helm_releases
+from cli.helm import HelmRelease, helm_history, helm_releases, rollback, uninstall
 from cli.kubectl import kubeconfig_problem
 from cli.leftovers import alive, find_leftovers, wait_then_stop
 from cli.pending import PendingCheckError, PendingRelease, find_pending
-from cli.process import ToolError, run, tool
-from cli.pulumi import backend_url, pending_operations, pulumi_env, stack_locks
+from cli.process import ToolError
+from cli.pulumi import backend_url, cancel, pending_operations, pulumi_env, refresh, stack_locks
 from commands import ROOT
 from model.catalog import load_catalog
 from model.errors import InputError, entry_point
@@ -86,13 +86,11 @@ def rollback_target(history: list[tuple[int, str]], pending_revision: int) -> in
 
 def repair_release(pending: PendingRelease, timeout_s: float) -> str:
     """Roll a pending release back or uninstall it; return what was done."""
-    helm = tool("helm")
     target = rollback_target(helm_history(pending.namespace, pending.name, timeout_s), pending.revision)
-    wait = ["--wait", "--timeout", f"{int(timeout_s)}s"]
     if target is None:
-        run([helm, "uninstall", pending.name, "--namespace", pending.namespace, *wait], timeout_s + 30)
+        uninstall(pending.namespace, pending.name, timeout_s)
         return f"{pending.name} ({pending.namespace}): {pending.status} revision {pending.revision} never deployed: uninstalled"
-    run([helm, "rollback", pending.name, str(target), "--namespace", pending.namespace, *wait], timeout_s + 30)
+    rollback(pending.namespace, pending.name, target, timeout_s)
     return f"{pending.name} ({pending.namespace}): {pending.status} revision {pending.revision}: rolled back to revision {target}"
 
 
@@ -201,10 +199,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         # 4. The stale lock.
         if locks:
-            run([tool("pulumi"), "cancel", "--yes", "--stack", stack, "--non-interactive"], 60, cwd=root, env=env)
+            cancel(root, env, stack)
             done.append(f"removed {len(locks)} stale lock(s) of stack {stack} (holder pid {', '.join(str(lock.pid) for lock in locks)} no longer runs): `pulumi cancel`")
         elif locks is None and args.force_unlock:
-            run([tool("pulumi"), "cancel", "--yes", "--stack", stack, "--non-interactive"], 60, cwd=root, env=env)
+            cancel(root, env, stack)
             done.append(f"removed the lock of stack {stack}, if there was one (--force-unlock): `pulumi cancel`")
         elif locks is None:
             print(f"note: the state backend ({backend.split('://', 1)[0]}://) keeps its locks where this command cannot read them; "
@@ -214,21 +212,18 @@ def main(argv: list[str] | None = None) -> int:
         for item in pending:
             done.append(repair_release(item, args.timeout))
         for _, held in finished:
-            run([tool("helm"), "uninstall", held.name, "--namespace", held.namespace, "--wait", "--timeout", f"{int(args.timeout)}s"], args.timeout + 30)
+            uninstall(held.namespace, held.name, args.timeout)
             done.append(f"{held.name} ({held.namespace}): installed by the interrupted update, which never recorded it in the state: "
                         f"uninstalled, so that `make up` installs it again")
         # 6. Pending operations out of the state and the repaired releases read back in: one `pulumi refresh`.
         repaired = [(p.namespace, p.name) for p in pending]
         if pending_ops or release_urns(state, repaired):
-            refresh = refresh_args(stack, state, pending_ops, repaired)
-            result = run([tool("pulumi"), *refresh], args.timeout, cwd=root, env=env, check=False)
-            if result.returncode != 0:
-                raise ToolError(f"`pulumi refresh` failed: {result.stderr.strip()[-600:] or result.stdout.strip()[-600:]}"
-                                + ("; it needs the stack's passphrase (PULUMI_CONFIG_PASSPHRASE)" if "passphrase" in result.stderr else ""))
+            refresh_command = refresh_args(stack, state, pending_ops, repaired)
+            refresh(root, env, refresh_command[1:], args.timeout)
             if pending_ops:
                 listed = ", ".join(f"{op.get('type', '?')} {urn_name(op.get('resource', {}).get('urn', '?'))}" for op in pending_ops)
                 done.append(f"removed {len(pending_ops)} pending operation(s) from the state of {stack}: {listed} "
-                            f"(`pulumi refresh{' --clear-pending-creates' if '--clear-pending-creates' in refresh else ''} --target ...`)")
+                            f"(`pulumi refresh{' --clear-pending-creates' if '--clear-pending-creates' in refresh_command else ''} --target ...`)")
             if repaired:
                 done.append(f"read the repaired release(s) back into the state: {', '.join(n for _, n in repaired)}")
         # 7. Check.

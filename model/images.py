@@ -45,8 +45,8 @@ from typing import Any
 
 import yaml
 
-from model.errors import InputError
-from model.schema import check
+from model import schemas
+from model.yamlload import load_file
 
 RUNTIME_IMAGES = Path("catalog/runtime-images.yaml")
 # In a `replaces` declaration: the tag the rendered field names.
@@ -442,9 +442,6 @@ def load_runtime_declarations(root: Path) -> dict[str, Any]:
     path = root / RUNTIME_IMAGES
     if not path.is_file():
         return {"charts": {}}
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise InputError(f"{RUNTIME_IMAGES}: not valid YAML ({error})") from None
-    check(data, "runtime-images.schema.json", str(RUNTIME_IMAGES))
-    return dict(data)
+    document = load_file(path, source=str(RUNTIME_IMAGES))
+    schemas.check("runtime-images", document)
+    return dict(document.data)

@@ -25,7 +25,7 @@ from typing import Any
 from model.catalog import Catalog
 from model.derived import REFERENCE, VALUES_PREFIX, get_indexed, is_template
 from model.stackfile import PROJECT
-from policy.rules import SECRET_KEY, is_reference_key
+from model.values import SECRET_KEY, is_reference_key
 
 # Platform setting -> where it lives in a stack's config.
 CONFIG_PLACES = {

@@ -1,7 +1,8 @@
 """The project's data files checked against their JSON Schemas (schemas/*.schema.json), in one place.
 
-Every reader of a data file a person edits (stack files, catalog, chart
-declarations, the lock, own charts' Chart.yaml) calls `check`; its errors name
+Every reader of a data file (stack files, catalog, chart declarations, the
+chart lock, own charts' Chart.yaml, the runtime images, the images locks)
+calls `check`; its errors name
 the file, the line (when the YAML loader kept it) and the key path, and say
 what is allowed. Formats the schemas use and jsonschema does not check by
 itself (url, duration, host, ...) are checked here.
@@ -170,11 +171,11 @@ def problems(name: str, document: Document, hide: int = 0, label: str = "") -> l
     return list(dict.fromkeys(found))
 
 
-def check(name: str, document: Document, hide: int = 0, label: str = "") -> None:
-    """Raise InputError with every violation of schema `name` (see `problems`)."""
+def check(name: str, document: Document, hide: int = 0, label: str = "", fix: str = "") -> None:
+    """Raise InputError with every violation of schema `name` (see `problems`), each followed by `fix` when given."""
     found = problems(name, document, hide, label)
     if found:
-        raise InputError(*found)
+        raise InputError(*(f"{message}; {fix}" if fix else message for message in found))
 
 
 def _leaves(errors: Iterable[Any]) -> list[Any]:

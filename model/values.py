@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +11,17 @@ from model.errors import InputError
 
 # Shown instead of a secret wherever values are printed.
 MASK = "[secret]"
+# Keys whose values are credentials: *password*, *passwd*, *token*, *secret*.
+SECRET_KEY = re.compile(r"pass(word|wd)|token|secret", re.IGNORECASE)
+# Keys that name where a credential lives, not the credential: existingSecret,
+# tlsSecretName, passwordSecretKey (the key inside a Secret), adminPasswordKey,
+# *SecretRef, *SecretKeyRef. A bare `secretKey` (an S3/MinIO credential) is not one.
+REFERENCE_KEY = re.compile(r"^existing|[Ss]ecretName$|[Ss]ecretRef$|[Ss]ecretKeyRef$|[a-z](Password|Token|Secret)Key$")
+
+
+def is_reference_key(key: str) -> bool:
+    """True for keys that name where a credential is kept (existingSecret, tlsSecretName, ...)."""
+    return bool(REFERENCE_KEY.search(key))
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

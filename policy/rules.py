@@ -28,17 +28,12 @@ from model.catalog import load_catalog
 from model.errors import InputError
 from model.images import RuntimeImage, object_text, parse_reference, path_text, release_images
 from model.stackfile import file_name, inherited, stack_chain
+from model.values import SECRET_KEY, is_reference_key
 
 OWN_CHARTS = Path("charts") / "own"
 PROD = "prod"
 # A tag that names no fixed build: `latest`, or a dev build ({component}-dev-{sha}).
 DEV_TAG = re.compile(r"-dev-")
-# Keys whose values are credentials: *password*, *passwd*, *token*, *secret*.
-SECRET_KEY = re.compile(r"pass(word|wd)|token|secret", re.IGNORECASE)
-# Keys that name where a credential lives, not the credential: existingSecret,
-# tlsSecretName, passwordSecretKey (the key inside a Secret), adminPasswordKey,
-# *SecretRef, *SecretKeyRef. A bare `secretKey` (an S3/MinIO credential) is not one.
-REFERENCE_KEY = re.compile(r"^existing|[Ss]ecretName$|[Ss]ecretRef$|[Ss]ecretKeyRef$|[a-z](Password|Token|Secret)Key$")
 
 
 @dataclass(frozen=True)
@@ -213,11 +208,6 @@ def _containers(node: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[
     elif isinstance(node, list):
         for index, item in enumerate(node):
             yield from _containers(item, (*path, index))
-
-
-def is_reference_key(key: str) -> bool:
-    """True for keys that name where a credential is kept (existingSecret, tlsSecretName, ...)."""
-    return bool(REFERENCE_KEY.search(key))
 
 
 def plain_secret_problems(values: Mapping[str, Any], secret_paths: frozenset[str]) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from cli.process import ToolError
 from model.errors import InputError
 from postrender.kustomize import PATCHES_DIR, release_patches
-from postrender.plan import check_registry
+from postrender.plan import check_registry, refusal
 from postrender.stream import post_render
 
 
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         registry = check_registry(args.registry, "--registry") if args.registry else None
         sys.stdout.write(post_render(sys.stdin.read(), root, patches, registry, args.lock, args.release))
     except (InputError, ToolError) as error:
-        print(f"astrago-deploy post-render of release {args.release!r} failed:\n{error}", file=sys.stderr)
+        print(refusal(args.release, error), file=sys.stderr)
         return 1
     return 0
 

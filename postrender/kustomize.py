@@ -27,7 +27,8 @@ from typing import Any
 
 import yaml
 
-from cli.process import ToolError, run, tool
+from cli.kubectl import kustomize
+from cli.process import ToolError, tool
 from model.charts import chart_digest
 from model.errors import InputError
 from model.manifest import parse_manifest
@@ -183,9 +184,9 @@ def _write(work: Path, patches: list[dict[str, Any]]) -> None:
 
 
 def _run(work: Path, patches: PatchSet, timeout_s: float) -> str:
-    kubectl = tool("kubectl")  # missing: ToolError with the `make setup` hint, not a patch problem
+    tool("kubectl")  # missing: ToolError with the `make setup` hint, not a patch problem
     try:
-        return run([kubectl, "kustomize", str(work)], timeout_s).stdout
+        return kustomize(work, timeout_s)
     except ToolError as error:
         text = str(error).replace(str(work), patches.folder)
         raise InputError(f"{patches.folder}/{KUSTOMIZATION}: kustomize refused the patches: {text}") from None

@@ -5,8 +5,9 @@ provider/pkg/provider/helm_release.go, helmCreate/helmUpdate): `postrender`
 is one executable path, passed to Helm's `postrender.NewExec(cmd)` with no
 arguments; a path with a '/' is resolved against the provider's working
 directory, the project root. It runs only on install and upgrade, never
-during preview (Diff compares inputs only; `postrender.preflight` runs the
-same steps at preview). So each release that needs it gets a small wrapper at
+during preview (Diff compares inputs only); render/releases.py renders every
+release with its post-render at preview, so what the post-render refuses
+fails the preview. So each release that needs it gets a small wrapper at
 ``.state/postrender/<stack>/<release>``, written by the program on every run:
 the path (a Release input) is the same on every machine, and the wrapper
 carries the machine's Python, the project root and the release's arguments.
@@ -29,6 +30,9 @@ from model.images_lock import load_images_lock, lock_path
 from postrender.kustomize import PatchSet
 
 WRAPPER_DIR = Path(".state/postrender")
+# The post-render's refusal as Helm passes it on: "...post render on files: error while running command <wrapper>. error output:\n<ours>\n: exit status 1".
+_REFUSED = "astrago-deploy post-render of release {release!r} failed:"
+_REFUSAL = re.compile(r"astrago-deploy post-render of release '[^']*' failed:\n(?P<body>.*?)(?:\n: exit status \d+)?\s*$", re.DOTALL)
 # host[:port][/path]: no scheme, no tag, lower-case path as image references require.
 REGISTRY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
 
@@ -121,3 +125,18 @@ def write_wrapper(spec: PostRender, python: str = sys.executable) -> Path:
     temporary.chmod(0o755)
     temporary.replace(path)
     return path
+
+
+def refusal(release: str, error: Exception) -> str:
+    """What the post-render prints on stderr when it refuses a release (`refused_problems` reads it back out of Helm's message)."""
+    return f"{_REFUSED.format(release=release)}\n{error}"
+
+
+def refused_problems(helm_message: str) -> list[str] | None:
+    """The problems the post-render reported, out of Helm's message; None when Helm failed for another reason."""
+    match = _REFUSAL.search(helm_message)
+    if match is None:
+        return None
+    body = match["body"].strip()
+    lines = body.split("\n")
+    return [line[2:] for line in lines] if len(lines) > 1 and all(line.startswith("- ") for line in lines) else [body]

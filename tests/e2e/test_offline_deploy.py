@@ -29,12 +29,12 @@ from pathlib import Path
 
 import yaml
 
-from commands.bundle import TOOL_PINS
-from commands.bundle_images import site_reference
 from model.catalog import load_catalog
 from model.images import canonical
 from model.images_lock import load_images_lock
 from model.signing import generate
+from offline.bundle import TOOL_PINS
+from offline.transfer import site_reference
 from tests.support.chart_repo import build_realistic_repo, push_realistic_oci, serve
 from tests.support.engine import KWOK_VALUES, ROOT, TOOLS, copy_project, dispose, new_stack
 from tests.support.registry import free_port, port_closed, publish_stack_images, serve_registry

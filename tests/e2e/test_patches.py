@@ -25,8 +25,8 @@ import pytest
 import yaml
 from pulumi import automation as auto
 
-from commands.images import collect
 from model.images_lock import ImagesLock, lock_path, write_images_lock
+from offline.image_list import collect
 from postrender.kustomize import PATCHES_DIR, release_patches
 from postrender.plan import plan_postrender, write_wrapper
 from tests.support.engine import ROOT, TOOLS, E2EStack, dispose, new_stack, require

@@ -30,7 +30,7 @@ PY = sys.executable
 # What the Makefile and the commands read; the rest of the checkout is not needed.
 # The line the harbor repository stands on in the declaration (a YAML error there is reported on it).
 HARBOR_LINE = next(n for n, line in enumerate((ROOT / "charts/external.yaml").read_text().splitlines(), 1) if "https://helm.goharbor.io" in line)
-PARTS = ("Makefile", "Pulumi.yaml", "__main__.py", "catalog", "charts", "cli", "commands", "components", "model", "policy", "schemas",
+PARTS = ("Makefile", "Pulumi.yaml", "__main__.py", "catalog", "charts", "cli", "commands", "components", "model", "offline", "policy", "render", "schemas",
          "values", "postrender", "toolchain/shims", "toolchain/env.sh", "toolchain/update_message.py",
          "Pulumi.local.yaml", "Pulumi.dev.yaml", "Pulumi.stage.yaml", "Pulumi.prod.yaml")
 # Watched for changes: every input file and the state backend (caches under .state are not inputs).

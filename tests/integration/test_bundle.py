@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from commands.bundle import LAYOUT, SIGNATURE, SUMS, create, sums_text, unpack, write_tar
-from commands.bundle_images import push_images, site_reference
 from commands.charts import sync
 from model.errors import InputError
 from model.images_lock import load_images_lock
 from model.signing import generate, load_private, sign
+from offline.bundle import LAYOUT, SIGNATURE, SUMS, create, push_images, sums_text, unpack, write_tar
+from offline.transfer import site_reference
 from tests.support.chart_repo import build_realistic_repo, serve
 from tests.support.registry import MULTI_ARCH, FlakyProxy, flaky_proxy, port_closed, publish_stack_images, serve_registry, tls_files
 
@@ -289,16 +289,16 @@ def test_images_push_to_a_tls_registry_trusts_the_site_ca_file_and_only_it(world
 
 def test_the_site_platforms_decide_what_a_multi_arch_image_keeps(tmp_path: Path) -> None:
     from cli.crane import session
-    from commands.bundle_images import Mirrors, fetch
     from model.images_lock import ImagesLock, LockedImage
     from model.oci_layout import platforms_of
+    from offline.transfer import Mirrors, fetch
     from tests.support.registry import publish_image
 
     with serve_registry(tmp_path / "source") as source:
         three = publish_image(source.host, "docker.io/acme/tool:1", ("linux/amd64", "linux/arm64", "linux/s390x"))
         publish_image(source.host, "docker.io/acme/arm-only:1", ("linux/arm64",))
         (tmp_path / "mirrors.yaml").write_text(yaml.safe_dump({"mirrors": {"docker.io": {"endpoint": f"{source.host}/docker.io"}}}))
-        from commands.bundle_images import load_mirrors
+        from offline.transfer import load_mirrors
 
         mirrors: Mirrors = load_mirrors(tmp_path / "mirrors.yaml")
         tool = ImagesLock("t", None, (LockedImage("docker.io/acme/tool:1", ("r",)),))

@@ -25,15 +25,15 @@ import yaml
 
 from cli.helm import template
 from commands.charts import sync
-from commands.images import collect, release_image_uses
 from model.deployment import resolve_stack
 from model.errors import InputError
 from model.images import canonical, image_fields, load_runtime_declarations, object_text
 from model.images_lock import ImagesLock, LockedImage, load_images_lock, lock_path, write_images_lock
 from model.manifest import parse_manifest
 from model.values import MASK
-from postrender.preflight import check_postrenders
+from offline.image_list import collect, release_image_uses
 from postrender.stream import post_render
+from render.releases import Cluster, offline_kube_version, render_releases
 from tests.support.chart_repo import index, package, serve, write_standin
 from tests.support.standin_charts import build_realistic_charts_dir, realistic_images
 
@@ -215,7 +215,7 @@ def synced_charts(scratch: Path) -> Path:
 def site_project(target: Path, registry: str = REGISTRY) -> Path:
     """A copy of what resolving a stack reads, plus a site stack that inherits stage and sets the offline registry."""
     target.mkdir(parents=True)
-    for part in ("catalog", "values", "charts/own", "charts/patches", "cli", "commands", "model", "postrender", "schemas", "Pulumi.stage.yaml", *_pins()):
+    for part in ("catalog", "values", "charts/own", "charts/patches", "cli", "commands", "model", "offline", "postrender", "render", "schemas", "Pulumi.stage.yaml", *_pins()):
         source = ROOT / part
         if source.is_dir():
             shutil.copytree(source, target / part, ignore=shutil.ignore_patterns("__pycache__"))
@@ -423,7 +423,8 @@ def test_with_the_offline_registry_every_realistic_image_is_moved_and_pinned(pro
     try:
         deployment = resolve_stack("site", project, str(realistic_charts))
         assert all(r.postrender and r.postrender.registry == REGISTRY for r in deployment.releases.values())
-        check_postrenders(project, deployment)
+        # The preview's render (helm template, no cluster) runs every release's post-render: every image is in the lock.
+        render_releases(project, deployment, {}, Cluster(facts=None, offline_version=offline_kube_version(project)))
         digests = {str(i.digest) for i in lock.images}
         for name in ("prometheus", "gpu-operator", "keycloak", "harbor"):
             release = deployment.releases[name]

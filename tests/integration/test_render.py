@@ -1,4 +1,4 @@
-"""model.render with the real pinned helm (no cluster: `helm template`): refusals name the release, the path and Helm's whole message; the cache holds no secret."""
+"""render.releases with the real pinned helm (no cluster: `helm template`): refusals name the release, the path and Helm's whole message; the cache holds no secret."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from model.catalog import HelmOptions
 from model.deployment import Deployment, ResolvedRelease
 from model.errors import InputError
 from model.graph import Plan
-from model.render import CACHE_DIR, Cluster, full_values, input_digest, render_releases
+from render.releases import CACHE_DIR, Cluster, full_values, input_digest, render_releases
 from tests.support.chart_repo import require_helm
 
 SECRET = "render-Zq91-password"

@@ -37,7 +37,7 @@ E2E_CLUSTER = ("--name", _E2E_NAME, "--workdir", str(ROOT / ".state" / f"kwok-{_
                "--kubeconfig", str(KUBECONFIG), "--port-base", _E2E_PORT or "16543")
 PASSPHRASE = "e2e-only-passphrase"
 # Copied into each throwaway project: what the program reads, nothing else.
-PROJECT_PARTS = ("Pulumi.yaml", "__main__.py", "catalog", "charts", "cli", "components", "model", "postrender", "schemas", "toolchain/tools.toml", "values")
+PROJECT_PARTS = ("Pulumi.yaml", "__main__.py", "catalog", "charts", "cli", "components", "model", "postrender", "render", "schemas", "toolchain/tools.toml", "values")
 # The simulated cluster has no volume provisioner: the product must not wait for volumes.
 KWOK_VALUES = {"astrago": {"values": {"mariadb": {"persistence": {"enabled": False}}, "storage": {"workloadLogs": {"enabled": False}}}}}
 SECRETS = {

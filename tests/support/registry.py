@@ -32,8 +32,8 @@ from pathlib import Path
 
 import yaml
 
-from commands.images import collect
 from model.images import parse_reference
+from offline.image_list import collect
 
 ROOT = Path(__file__).resolve().parents[2]
 CRANE = ROOT / ".tools" / "bin" / "crane"

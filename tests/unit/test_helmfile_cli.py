@@ -8,7 +8,6 @@ import pytest
 
 from cli.helmfile import _release, state_file
 from cli.process import ToolError
-from commands.import_helmfile import merged_values
 from commands.parity import stable_only
 from model.structdiff import Change, ObjectsDiff
 
@@ -18,7 +17,7 @@ def test_a_built_release_keeps_every_field_and_its_values_in_order() -> None:
                         "values": [{"a": {"b": 1, "c": 1}}, {"a": {"b": 2}}], "needs": ["nfs-provisioner/nfs-provisioner"],
                         "hooks": [{"events": ["preuninstall"], "command": "sleep"}], "labels": {"tier": "security"}, "timeout": 900})
     assert (release.installed, release.needs, release.fields) == (False, ("nfs-provisioner/nfs-provisioner",), {"labels": {"tier": "security"}, "timeout": 900})
-    assert merged_values(release) == {"a": {"b": 2, "c": 1}}
+    assert release.merged_values() == {"a": {"b": 2, "c": 1}}
     assert _release({"name": "x", "values": ["values/x.yaml.gotmpl"]}).fields == {"values (not embedded)": ["values/x.yaml.gotmpl"]}
 
 

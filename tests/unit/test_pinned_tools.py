@@ -82,3 +82,37 @@ def test_no_shell_make_or_workflow_code_runs_a_tool_from_path() -> None:
             if SHELL_COMMAND.search(code):
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert offenders == [], "call the pinned build ($(TOOLS)/<tool>, .tools/bin/<tool>), not a tool from PATH:\n" + "\n".join(offenders)
+
+
+# The program, its commands and libraries reach a tool only through a wrapper in cli/; cluster/, toolchain/,
+# bench/ and tests/ start processes of their own (the cluster, the builds, the measured runs).
+THROUGH_CLI = ("__main__.py", "model", "commands", "components", "policy", "postrender", "audit", "offline", "render")
+
+
+STARTERS = {"run", "Popen", "call", "check_call", "check_output", "getoutput", "getstatusoutput"}
+
+
+def process_starts(source: str) -> list[tuple[int, str]]:
+    """(line, text) of every use of subprocess's process starters and every import of cli.process's `run`."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "subprocess" and node.attr in STARTERS:
+            found.append((node.lineno, f"subprocess.{node.attr}"))
+        elif isinstance(node, ast.ImportFrom) and node.module in ("subprocess", "cli.process"):
+            names = {a.name for a in node.names} & (STARTERS if node.module == "subprocess" else {"run"})
+            found += [(node.lineno, f"from {node.module} import {name}") for name in sorted(names)]
+    return sorted(found)
+
+
+def test_the_process_checker_finds_what_it_is_for() -> None:
+    source = ("import subprocess\nfrom cli.process import ToolError, run\nfrom cli.process import tool\n"
+              "subprocess.run(['git'])\nexcept subprocess.TimeoutExpired: pass\nfrom subprocess import Popen\n")
+    assert [line for line, _ in process_starts(source.replace("except subprocess.TimeoutExpired: pass", "x = subprocess.TimeoutExpired"))] == [2, 4, 6]
+
+
+def test_only_cli_starts_the_tools() -> None:
+    offenders = [f"{path.relative_to(ROOT)}:{line}: {text}"
+                 for path in tracked(*(f"{part}/*.py" if not part.endswith(".py") else part for part in THROUGH_CLI))
+                 for line, text in process_starts(path.read_text())]
+    assert tracked("commands/*.py"), "the checker reads the commands"
+    assert offenders == [], "call the tool through its wrapper in cli/ (cli/helm.py, cli/kubectl.py, cli/pulumi.py, ...):\n" + "\n".join(offenders)

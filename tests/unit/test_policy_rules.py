@@ -21,6 +21,7 @@ from cli.helm import show_chart, template
 from model.identity import NAMESPACE_TYPE, RELEASE_CHAIN, RELEASE_TYPE, urn
 from model.images import RuntimeImage, load_runtime_declarations, runtime_images
 from model.manifest import parse_manifest
+from model.values import is_reference_key
 from policy import policies, rules
 from tests.conftest import ROOT, TEST_SECRETS, RunProgram
 
@@ -179,7 +180,7 @@ def test_credential_keys_with_plain_values_are_refused_by_path_only() -> None:
     ("secretKey", False), ("password", False), ("adminToken", False), ("secret", False),
 ])
 def test_reference_keys_name_where_a_credential_lives(key: str, reference: bool) -> None:
-    assert rules.is_reference_key(key) is reference
+    assert is_reference_key(key) is reference
 
 
 # --- the glue, called as pulumi-policy calls it -------------------------------------------------

@@ -22,7 +22,7 @@ from model.errors import InputError
 from model.identity import RELEASE_TYPE as RELEASE
 from model.images_lock import ImagesLock, LockedImage, lock_path, write_images_lock
 from postrender.kustomize import PATCHES_DIR, PatchSet, apply_patches, check_patch_folders, release_patches
-from postrender.plan import check_registry, plan_postrender, write_wrapper
+from postrender.plan import check_registry, plan_postrender, refusal, refused_problems, write_wrapper
 from postrender.stream import post_render
 from tests.conftest import RunProgram
 
@@ -274,3 +274,16 @@ def test_the_program_passes_the_wrapper_and_names_the_registry_and_pins_in_the_d
         shutil.rmtree(wrappers, ignore_errors=True)
     plain = {r.inputs["name"]: r.inputs for r in run_program("local").of_type(RELEASE)}
     assert all("postrender" not in inputs and "; " not in inputs["description"] for inputs in plain.values()), "no patches, no registry: no post-render"
+
+
+def test_the_post_renders_refusal_is_read_back_out_of_helms_message() -> None:
+    # helm 3.21 pkg/action/action.go and pkg/postrender/exec.go wrap the post-renderer's stderr so.
+    def helm(ours: str) -> str:
+        return (f"error while running post render on files: error while running command /p/.state/postrender/dev/astrago. "
+                f"error output:\n{ours}\n: exit status 1")
+
+    one = refusal("astrago", InputError("charts/patches/astrago/kustomization.yaml patches[1]: the target matches no object the chart rendered"))
+    two = refusal("astrago", InputError("CronJob a spec.image: image r/a:1 is not in images/dev.lock.yaml", "Job b spec.image: image r/b:1 has no digest"))
+    assert refused_problems(helm(one)) == ["charts/patches/astrago/kustomization.yaml patches[1]: the target matches no object the chart rendered"]
+    assert refused_problems(helm(two)) == ["CronJob a spec.image: image r/a:1 is not in images/dev.lock.yaml", "Job b spec.image: image r/b:1 has no digest"]
+    assert refused_problems("execution error at (astrago/templates/x.yaml:3:4): values.a is required") is None

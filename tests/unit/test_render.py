@@ -1,12 +1,12 @@
-"""model.render's plain parts: the values path in Helm's messages, the cache file round trip (masked only), the summary."""
+"""render.releases's plain parts: the values path in Helm's messages, the cache file round trip (masked only), the summary."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from cli.helm import helm_message
-from model.render import Rendered, _load, _store, values_path
 from model.structdiff import ABSENT, Change, ObjectsDiff
+from render.releases import Rendered, _load, _store, values_path
 
 
 def test_the_values_path_helm_names_is_found() -> None:
@@ -25,7 +25,7 @@ def test_helms_message_is_kept_whole() -> None:
 def test_the_cache_holds_the_masked_comparison_and_reads_back(tmp_path: Path) -> None:
     from model.catalog import HelmOptions
     from model.deployment import ResolvedRelease
-    from model.render import Cluster
+    from render.releases import Cluster
 
     key = ("apps/v1", "Deployment", "", "app")
     diff = ObjectsDiff(added=[("v1", "Service", "kube-system", "kubelet")], changed={key: [Change("spec.replicas", 1, 3), Change("spec.paused", ABSENT, None)]})

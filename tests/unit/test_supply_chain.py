@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from cli.helm_pull import _index_digest
-from commands.bundle import parse_sums, site_platforms
-from commands.bundle_images import load_mirrors, site_reference
 from model.errors import InputError
 from model.images_lock import ImagesLock, LockedImage, load_images_lock, write_images_lock
 from model.oci_layout import Descriptor, add_blob, check_layout, init_layout, write_index
 from model.signing import generate, load_private, load_public, sign, verify
+from offline.bundle import parse_sums, site_platforms
+from offline.transfer import load_mirrors, site_reference
 
 
 def test_a_signature_verifies_with_its_key_and_not_with_another(tmp_path: Path) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from cli.crane import Crane, RegistryAccess, session
+from cli.crane import Crane, RegistryAccess
 from model.errors import InputError
 from model.images import parse_reference
 from model.images_lock import ImagesLock, LockedImage, load_images_lock
@@ -257,37 +256,3 @@ def _repository(reference: str) -> str:
     name = reference.partition("@")[0]
     head, slash, last = name.rpartition("/")
     return f"{head}{slash}{last.partition(':')[0]}"
-
-
-# --- the push of an unpacked bundle ----------------------------------------------------
-
-def bundle_lock(unpacked: Path) -> ImagesLock:
-    """The images lock of an unpacked bundle."""
-    locks = sorted((unpacked / "images").glob("*.lock.yaml"))
-    if len(locks) != 1:
-        raise InputError(f"{unpacked}: needs exactly one images/<stack>.lock.yaml; give the folder `make unbundle` unpacked")
-    return load_images_lock(locks[0])
-
-
-def push_images(source: Path, registry: str, trusted: list[Path], ca_file: str | None, username_env: str, password_env: str,
-                say: Callable[[str], None] = print) -> tuple[int, int]:
-    """Push the images of an unpacked bundle (or of a bundle file, verified and unpacked to a temporary folder); (pushed, skipped)."""
-    from commands.bundle import LAYOUT, unpack  # the bundle module imports this one
-    from postrender.plan import check_registry
-
-    registry = check_registry(registry, "REGISTRY")
-    scratch: Path | None = None
-    try:
-        if source.is_file():
-            scratch = Path(tempfile.mkdtemp(prefix=".images-push-", dir=source.parent))
-            unpack(source, scratch / "bundle", trusted, say=say)
-            source = scratch / "bundle"
-        lock = bundle_lock(source)
-        access = RegistryAccess(registry.split("/", 1)[0], username_env if os.environ.get(username_env) else None,
-                                          password_env if os.environ.get(username_env) else None, ca_file)
-        with session() as crane:
-            report = push(source / LAYOUT, lock, registry, crane, access, say)
-        return len(report.pushed), len(report.skipped)
-    finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)

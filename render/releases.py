@@ -52,13 +52,13 @@ import yaml
 
 from cli import helm
 from cli.kubectl import ClusterFacts, helm_revisions
-from cli.process import ToolError, tool
+from cli.process import ToolError
 from model.deployment import Deployment, ResolvedRelease, release_description
 from model.errors import InputError
 from model.manifest import ObjectKey, parse_manifest, scrub
 from model.structdiff import ABSENT, Change, ObjectsDiff, diff_objects
 from model.values import set_path
-from postrender.plan import write_wrapper
+from postrender.plan import refused_problems, write_wrapper
 
 CACHE_DIR = Path(".state/render")
 FORMAT = 1
@@ -118,19 +118,19 @@ def render_releases(root: Path, deployment: Deployment, secrets: Mapping[str, st
     """
     results, problems = render_each(root, deployment, secrets, cluster, names, workers, timeout_s)
     if problems:
-        raise InputError(*problems.values())
+        raise InputError(*(p for found in problems.values() for p in found))
     return results
 
 
 def render_each(root: Path, deployment: Deployment, secrets: Mapping[str, str], cluster: Cluster, names: Iterable[str] | None = None,
-                workers: int = WORKERS, timeout_s: float = TIMEOUT_S) -> tuple[dict[str, Rendered], dict[str, str]]:
-    """render_releases without raising: (rendered by release, problem by release), both in the order asked."""
+                workers: int = WORKERS, timeout_s: float = TIMEOUT_S) -> tuple[dict[str, Rendered], dict[str, list[str]]]:
+    """render_releases without raising: (rendered by release, problems by release), both in the order asked."""
     wanted = list(names) if names is not None else list(deployment.releases)
     cache = root / CACHE_DIR
     key = _machine_key(cache)
-    binary = _helm_identity()
+    binary = helm.helm_identity()
     results: dict[str, Rendered] = {}
-    problems: dict[str, str] = {}
+    problems: dict[str, list[str]] = {}
 
     def one(name: str) -> None:
         release = deployment.releases[name]
@@ -144,10 +144,12 @@ def render_each(root: Path, deployment: Deployment, secrets: Mapping[str, str], 
         try:
             result = _render(root, release, values, known, cluster, timeout_s)
         except helm.RenderError as error:
-            problems[name] = failure(release, scrub(str(error), known))
+            refused = refused_problems(str(error))
+            problems[name] = [failure(release, scrub(str(error), known))] if refused is None else \
+                [f"release {name!r}: {scrub(p, known)}" for p in refused]
             return
         except (ToolError, yaml.YAMLError, ValueError) as error:
-            problems[name] = f"release {release.name!r}: could not be rendered: {scrub(str(error), known)}"
+            problems[name] = [f"release {release.name!r}: could not be rendered: {scrub(str(error), known)}"]
             return
         _store(cache / f"{digest}.json", result)
         results[name] = result
@@ -278,14 +280,6 @@ def _machine_key(cache: Path) -> bytes:
     finally:
         temporary.unlink(missing_ok=True)
     return bytes.fromhex(path.read_text().strip())
-
-
-def _helm_identity() -> str:
-    try:
-        info = os.stat(tool("helm"))
-    except (ToolError, OSError):
-        return "missing"
-    return f"{info.st_size}:{info.st_mtime_ns}"
 
 
 def _store(path: Path, result: Rendered) -> None:
