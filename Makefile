@@ -233,18 +233,21 @@ go-test: tools
 	@for m in $(OWN_GO_MODULES); do (cd toolchain/go/$$m && GOFLAGS=-mod=readonly go test ./...); done
 
 e2e: setup postgres chromium
-	@$(PY) -m pytest tests/e2e -q
+	@$(PY) -m pytest tests/e2e -q -n $(E2E_WORKERS) --dist loadgroup
 
 # The quick lane's tests run side by side (pytest-xdist): they start helm, make and registries
-# and wait on them, so more workers than cores still help. The e2e tests share one cluster: serial.
+# and wait on them, so more workers than cores still help. The e2e lane runs a file per worker,
+# each worker on a cluster of its own (tests/support/engine.py); the files that use the main
+# cluster share one worker (tests/conftest.py).
 TEST_WORKERS ?= 4
+E2E_WORKERS ?= 2
 
 test-fast: venv gnupg lint typecheck ## The quick lane: lint, types, unit and integration tests (no cluster, no engine)
 	@$(PY) -m pytest tests -q -m "not e2e" -n $(TEST_WORKERS)
 
 test: setup test-tools postgres chromium gnupg lint typecheck lint-ci ## Run every test: lint, types, unit, Go, end-to-end (cluster + engine)
 	@$(PY) -m pytest tests -q -m "not e2e" -n $(TEST_WORKERS)
-	@$(PY) -m pytest tests -q -m e2e
+	@$(PY) -m pytest tests -q -m e2e -n $(E2E_WORKERS) --dist loadgroup
 	@for m in $(OWN_GO_MODULES); do (cd toolchain/go/$$m && GOFLAGS=-mod=readonly go test ./... >/dev/null && echo "go test: $$m ok"); done
 
 bench-setup: setup ## Build the bench-only tools (Helmfile, helm-diff) from their pinned modules

@@ -30,8 +30,11 @@ ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / ".tools" / "bin"
 # The engine tests get a cluster of their own (name, ports, data), so they never
 # touch what `make up` deployed on the main local cluster. ASTRAGO_E2E_CLUSTER
-# (name:port-base) lets two test sessions run side by side.
-_E2E_NAME, _, _E2E_PORT = os.environ.get("ASTRAGO_E2E_CLUSTER", "astrago-e2e:16543").partition(":")
+# (name:port-base) lets two test sessions run side by side; under pytest-xdist
+# every worker (gw0, gw1, ...) has its own cluster, 100 ports apart.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw-1").removeprefix("gw") or -1)
+_DEFAULT_CLUSTER = "astrago-e2e:16543" if _WORKER < 0 else f"astrago-e2e-{_WORKER}:{16543 + 100 * _WORKER}"
+_E2E_NAME, _, _E2E_PORT = os.environ.get("ASTRAGO_E2E_CLUSTER", _DEFAULT_CLUSTER).partition(":")
 KUBECONFIG = ROOT / ".state" / f"kubeconfig-{_E2E_NAME}"
 E2E_CLUSTER = ("--name", _E2E_NAME, "--workdir", str(ROOT / ".state" / f"kwok-{_E2E_NAME}"),
                "--kubeconfig", str(KUBECONFIG), "--port-base", _E2E_PORT or "16543")
