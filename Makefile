@@ -233,12 +233,12 @@ go-test: tools
 	@for m in $(OWN_GO_MODULES); do (cd toolchain/go/$$m && GOFLAGS=-mod=readonly go test ./...); done
 
 e2e: setup postgres chromium
-	@$(PY) -m pytest tests/e2e -q -n $(E2E_WORKERS) --dist loadgroup
+	@$(PY) -m pytest tests/e2e -q -n $(E2E_WORKERS) --dist loadfile
 
 # The quick lane's tests run side by side (pytest-xdist): they start helm, make and registries
 # and wait on them, so more workers than cores still help. The e2e lane runs a file per worker,
-# each worker on a cluster of its own (tests/support/engine.py); the files that use the main
-# cluster share one worker (tests/conftest.py).
+# each worker on a cluster of its own (tests/support/engine.py); the files that start and stop
+# the main cluster take turns (main_cluster_turn in tests/e2e/conftest.py).
 TEST_WORKERS ?= 4
 E2E_WORKERS ?= 2
 
@@ -247,7 +247,7 @@ test-fast: venv gnupg lint typecheck ## The quick lane: lint, types, unit and in
 
 test: setup test-tools postgres chromium gnupg lint typecheck lint-ci ## Run every test: lint, types, unit, Go, end-to-end (cluster + engine)
 	@$(PY) -m pytest tests -q -m "not e2e" -n $(TEST_WORKERS)
-	@$(PY) -m pytest tests -q -m e2e -n $(E2E_WORKERS) --dist loadgroup
+	@$(PY) -m pytest tests -q -m e2e -n $(E2E_WORKERS) --dist loadfile
 	@for m in $(OWN_GO_MODULES); do (cd toolchain/go/$$m && GOFLAGS=-mod=readonly go test ./... >/dev/null && echo "go test: $$m ok"); done
 
 bench-setup: setup ## Build the bench-only tools (Helmfile, helm-diff) from their pinned modules

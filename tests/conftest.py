@@ -115,20 +115,9 @@ def _json(value: Any) -> str:
     return json.dumps(value)
 
 
-# The e2e files that start, stop or deploy onto the main local cluster (`make cluster`): one worker runs them all, in turn.
-MAIN_CLUSTER_FILES = ("test_cluster.py", "test_local_stack.py", "test_toolchain.py")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every test under tests/e2e is an `e2e` test (the lanes of `make test-fast` and `make test`).
-
-    Under `pytest -n N --dist loadgroup` (the e2e lane) a file's tests stay on one
-    worker, with its module fixtures and its cluster; the files using the main
-    cluster share one group.
-    """
+    """Every test under tests/e2e is an `e2e` test (the lanes of `make test-fast` and `make test`)."""
     e2e = ROOT / "tests" / "e2e"
     for item in items:
-        path = Path(str(item.path))
-        if path.is_relative_to(e2e):
+        if Path(str(item.path)).is_relative_to(e2e):
             item.add_marker(pytest.mark.e2e)
-            item.add_marker(pytest.mark.xdist_group("main-cluster" if path.name in MAIN_CLUSTER_FILES else path.stem))

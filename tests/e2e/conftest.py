@@ -10,8 +10,10 @@ missing tool or cluster fails the test with the command that fixes it.
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +36,31 @@ def cluster() -> Iterator[Path]:
         yield require(KUBECONFIG, "make cluster")
     finally:
         subprocess.run([*script, "down", *E2E_CLUSTER], capture_output=True, text=True, timeout=300)
+
+
+# How long a test file waits for another worker's file to finish with the main cluster.
+MAIN_CLUSTER_WAIT_S = 1800.0
+
+
+@pytest.fixture(scope="module")
+def main_cluster_turn() -> Iterator[None]:
+    """The main local cluster (`make cluster`) for this test file alone: the e2e lane runs files side by side
+    (`pytest -n 2 --dist loadfile`), and the files that start, stop or replace the main cluster take turns."""
+    lock_path = ROOT / ".state" / "main-cluster.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        deadline = time.monotonic() + MAIN_CLUSTER_WAIT_S
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                assert time.monotonic() < deadline, f"another test file held the main cluster for {MAIN_CLUSTER_WAIT_S:.0f} s ({lock_path})"
+                time.sleep(1.0)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")

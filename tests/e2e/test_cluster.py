@@ -19,6 +19,9 @@ from typing import Any
 
 import pytest
 
+# These tests start and stop the main local cluster: never while another worker's file uses it.
+pytestmark = pytest.mark.usefixtures("main_cluster_turn")
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "cluster" / "cluster.py"
 TOOLS = ROOT / ".tools" / "bin"

@@ -16,6 +16,9 @@ from tests.support.engine import ROOT, TOOLS, require
 sys.path.insert(0, str(ROOT / "toolchain"))
 import build_tools
 
+# These tests start and stop the main local cluster: never while another worker's file uses it.
+pytestmark = pytest.mark.usefixtures("main_cluster_turn")
+
 
 def _run(*cmd: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}, cwd=ROOT)
