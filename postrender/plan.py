@@ -5,9 +5,9 @@ provider/pkg/provider/helm_release.go, helmCreate/helmUpdate): `postrender`
 is one executable path, passed to Helm's `postrender.NewExec(cmd)` with no
 arguments; a path with a '/' is resolved against the provider's working
 directory, the project root. It runs only on install and upgrade, never
-during preview (Diff compares inputs only); render/releases.py renders every
+during preview (Diff compares inputs only; render/releases.py renders every
 release with its post-render at preview, so what the post-render refuses
-fails the preview. So each release that needs it gets a small wrapper at
+fails the preview). So each release that needs it gets a small wrapper at
 ``.state/postrender/<stack>/<release>``, written by the program on every run:
 the path (a Release input) is the same on every machine, and the wrapper
 carries the machine's Python, the project root and the release's arguments.
